@@ -44,21 +44,25 @@ class InputConvention:
         if len(self.mean) != 3 or len(self.std) != 3:
             raise ValueError("mean and std need one value per channel")
 
+    def _per_channel(self, image):
+        """mean and std shaped to broadcast against ``image`` without rank promotion."""
+        xp = _array_module(image)
+        shape = (1,) * (image.ndim - 1) + (3,)
+        mean = xp.asarray(self.mean, dtype=image.dtype).reshape(shape)
+        std = xp.asarray(self.std, dtype=image.dtype).reshape(shape)
+        return mean, std
+
     def _reorder(self, image):
         return image[..., ::-1] if self.channel_order == "BGR" else image
 
     def to_network(self, rgb01):
         """Maps an RGB image in [0, 1], shape (..., 3), into the network's input space."""
-        xp = _array_module(rgb01)
-        mean = xp.asarray(self.mean, dtype=rgb01.dtype)
-        std = xp.asarray(self.std, dtype=rgb01.dtype)
+        mean, std = self._per_channel(rgb01)
         return (self._reorder(rgb01 * self.scale) - mean) / std
 
     def to_rgb01(self, network_image):
         """Inverse of :meth:`to_network` (no clipping: that happens when an image is saved)."""
-        xp = _array_module(network_image)
-        mean = xp.asarray(self.mean, dtype=network_image.dtype)
-        std = xp.asarray(self.std, dtype=network_image.dtype)
+        mean, std = self._per_channel(network_image)
         return self._reorder(network_image * std + mean) / self.scale
 
     @property

@@ -1,0 +1,211 @@
+"""Transfer settings: the presets, and resolving a preset plus overrides into one config.
+
+Every setting has a value in each preset; a flag the user gives overrides it. The
+resolved config is written into the report and the output PNG, so a run can be
+repeated from either.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+from stylejax._src import layers as vgg_layers
+from stylejax._src import optimise, vgg
+from stylejax._src.errors import UserError
+
+PAPER_STYLE_LAYERS = ("conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1")
+
+# name -> every setting. ``paper``: Gatys, Ecker & Bethge, CVPR 2016 (Sec. 2-3; the
+# iteration count is the authors' code's, the papers give none).
+PRESETS: dict[str, dict] = {
+    "paper": {
+        "size": 512,
+        "iterations": 500,
+        "optimizer": "lbfgs",
+        "lr": None,
+        "ratio": 1e-3,
+        "content_weight": None,
+        "style_weight": None,
+        "content_layer": "conv4_2",
+        "style_layers": PAPER_STYLE_LAYERS,
+        "style_layer_weights": None,
+        "tv_weight": 0.0,
+        "init": "noise",
+        "seed": 0,
+        "pooling": "avg",
+        "save_every": 0,
+        "chunk": None,
+        "weights": "auto",
+    },
+}
+
+# Compiled chunk length per (backend, optimizer), measured on the 2-core CPU (see
+# README, "Performance"): XLA:CPU runs a step about 2x slower inside a while loop, so
+# Adam steps one compiled step at a time there; L-BFGS already has its line search in
+# a while loop and gains from folding its bookkeeping into one.
+DEFAULT_CHUNKS = {("cpu", "lbfgs"): 10, ("cpu", "adam"): 1}
+ACCELERATOR_CHUNK = 50
+
+# Adam's default step: 2% of the RGB range, in the weights' input space.
+ADAM_STEP_FRACTION = 0.02
+
+
+@dataclasses.dataclass(frozen=True)
+class TransferConfig:
+    """Every resolved setting of one transfer."""
+
+    content: str
+    style: str
+    output: str
+    preset: str
+    weights: str
+    size: int
+    iterations: int
+    optimizer: str
+    lr: float | None  # None until the weights' input convention fixes Adam's default
+    content_weight: float  # alpha (Eq. 7)
+    style_weight: float  # beta (Eq. 7)
+    content_layer: str
+    style_layers: tuple[str, ...]
+    style_layer_weights: tuple[float, ...]
+    tv_weight: float
+    init: str  # noise | content | style | a path
+    seed: int
+    pooling: str
+    save_every: int
+    chunk: int | None  # None: chosen per backend and optimizer
+    report: str | None = None
+    quiet: bool = False
+
+    @property
+    def ratio(self) -> float:
+        return self.content_weight / self.style_weight
+
+    def to_dict(self) -> dict:
+        data = dataclasses.asdict(self)
+        data["style_layers"] = list(self.style_layers)
+        data["style_layer_weights"] = list(self.style_layer_weights)
+        data["ratio"] = self.ratio
+        return data
+
+
+def positive_finite(value, what: str) -> float:
+    """``value`` as a float, or a UserError naming ``what`` and the value."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise UserError(f"{what} must be a positive finite number, got {value!r}") from None
+    if not math.isfinite(number) or number <= 0:
+        raise UserError(f"{what} must be a positive finite number, got {value!r}")
+    return number
+
+
+def non_negative_finite(value, what: str) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise UserError(f"{what} must be a non-negative finite number, got {value!r}") from None
+    if not math.isfinite(number) or number < 0:
+        raise UserError(f"{what} must be a non-negative finite number, got {value!r}")
+    return number
+
+
+def count(value, what: str, minimum: int = 0) -> int:
+    """A whole number >= minimum, or a UserError naming ``what`` and the value."""
+    text = str(value).strip()
+    try:
+        number = int(text)
+    except ValueError:
+        raise UserError(f"{what} must be a whole number >= {minimum}, got {value!r}") from None
+    if number < minimum:
+        raise UserError(f"{what} must be a whole number >= {minimum}, got {value!r}")
+    return number
+
+
+def _layer_weights(text_or_values, n: int) -> tuple[float, ...]:
+    if isinstance(text_or_values, str):
+        parts = [p for p in text_or_values.split(",") if p.strip()]
+    else:
+        parts = list(text_or_values)
+    weights = tuple(positive_finite(p, "each style layer weight") for p in parts)
+    if len(weights) != n:
+        raise UserError(
+            f"--style-layer-weights gives {len(weights)} weights for {n} style layers"
+        )
+    return weights
+
+
+def resolve(content: str, style: str, output: str, overrides: dict) -> TransferConfig:
+    """Merges a preset with the user's overrides (None = not given) and validates.
+
+    Raises:
+      UserError: an unknown preset, layer, optimizer, pooling, or a bad number.
+    """
+    given = {k: v for k, v in overrides.items() if v is not None}
+    preset_name = given.pop("preset", "paper")
+    if preset_name not in PRESETS:
+        raise UserError(f"unknown preset {preset_name!r}: expected one of {', '.join(PRESETS)}")
+    settings = {**PRESETS[preset_name], **given}
+
+    if "ratio" in given and ("content_weight" in given or "style_weight" in given):
+        raise UserError("give either --ratio or --content-weight/--style-weight, not both")
+    if "content_weight" in given or "style_weight" in given:
+        alpha = positive_finite(settings.get("content_weight") or 1.0, "--content-weight")
+        beta = positive_finite(settings.get("style_weight") or 1.0, "--style-weight")
+    else:
+        # alpha/beta = ratio with beta = 1: the style term keeps its paper scale.
+        alpha = positive_finite(settings["ratio"], "--ratio")
+        beta = 1.0
+
+    style_layers = settings["style_layers"]
+    if isinstance(style_layers, str):
+        style_layers = vgg_layers.parse_layer_list(style_layers)
+    else:
+        style_layers = tuple(vgg_layers.canonical_name(n) for n in style_layers)
+    layer_weights = settings["style_layer_weights"]
+    if layer_weights is None:
+        # "one divided by the number of active layers" (Sec. 3)
+        layer_weights = tuple(1.0 / len(style_layers) for _ in style_layers)
+    else:
+        layer_weights = _layer_weights(layer_weights, len(style_layers))
+
+    optimizer = settings["optimizer"]
+    if optimizer not in optimise.OPTIMIZERS:
+        raise UserError(f"unknown optimizer {optimizer!r}: expected lbfgs or adam")
+    lr = settings["lr"]
+    if lr is not None:
+        lr = positive_finite(lr, "--lr")
+    chunk = settings["chunk"]
+    if chunk is not None:
+        chunk = count(chunk, "--chunk", minimum=1)
+
+    return TransferConfig(
+        content=content,
+        style=style,
+        output=output,
+        preset=preset_name,
+        weights=str(settings["weights"]),
+        size=count(settings["size"], "--size", minimum=vgg_layers.MIN_IMAGE_SIDE),
+        iterations=count(settings["iterations"], "--iterations"),
+        optimizer=optimizer,
+        lr=lr,
+        content_weight=alpha,
+        style_weight=beta,
+        content_layer=vgg_layers.canonical_name(settings["content_layer"]),
+        style_layers=style_layers,
+        style_layer_weights=layer_weights,
+        tv_weight=non_negative_finite(settings["tv_weight"], "--tv-weight"),
+        init=str(settings["init"]),
+        seed=count(settings["seed"], "--seed"),
+        pooling=vgg.check_pooling(settings["pooling"]),
+        save_every=count(settings["save_every"], "--save-every"),
+        chunk=chunk,
+        report=settings.get("report"),
+        quiet=bool(settings.get("quiet", False)),
+    )
+
+
+def default_chunk(backend: str, optimizer: str) -> int:
+    """The compiled chunk length for a backend ("cpu", "gpu", "tpu") and optimizer."""
+    return DEFAULT_CHUNKS.get((backend, optimizer), ACCELERATOR_CHUNK)

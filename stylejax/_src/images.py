@@ -1,0 +1,272 @@
+"""Image files in and out, resizing, and the procedural sample pictures.
+
+Every pixel array here is a NumPy float32 array of shape (H, W, 3): RGB, values in
+[0, 1]. Files are decoded on the host with Pillow; nothing touches an accelerator.
+
+Reading accepts whatever Pillow can decode and converts it to that one form (greyscale,
+palette, alpha, CMYK, 16-bit, float, YCbCr, LAB, HSV), so the optimisation code never
+sees a mode. Everything the user can get wrong (a missing file, a folder, a file that is
+not an image, a truncated download, an image too small for VGG19) is a ``UserError``
+with a one-line message that names the file.
+"""
+
+from __future__ import annotations
+
+import errno
+import math
+import os
+import secrets
+
+import numpy as np
+from PIL import Image, ImageFile, ImageOps, PngImagePlugin, UnidentifiedImageError
+
+from stylejax._src.atomic import atomic_path
+from stylejax._src.errors import UserError
+from stylejax._src.layers import MIN_IMAGE_SIDE
+
+_WHY_MIN_SIDE = (
+    f"VGG19 halves the image four times before conv5_1, so each side needs at least "
+    f"{MIN_IMAGE_SIDE} px"
+)
+
+# Modes holding 16-bit (or 32-bit integer) samples; scaled by the 16-bit range.
+_INTEGER_16_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
+# Modes whose pixels carry an alpha channel or premultiplied alpha.
+_ALPHA_MODES = ("RGBA", "RGBa", "LA", "La", "PA")
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def load_image(path: str | os.PathLike[str]) -> np.ndarray:
+    """Reads an image file as float32 RGB in [0, 1], shape (H, W, 3).
+
+    The EXIF orientation is applied first, so a portrait photo from a phone is portrait
+    here too. Then the pixels are converted, never rejected:
+
+    - greyscale (``1``, ``L``) is repeated into three channels;
+    - anything with transparency (``RGBA``, ``LA``, ``PA``, ``P`` or ``L``/``RGB`` with a
+      transparency key) is composited over white, as a viewer would show it;
+    - 16-bit greyscale (``I;16*``, and ``I`` as Pillow opens 16-bit PNGs) is divided by
+      65535, its true range, so no precision is lost to an 8-bit detour;
+    - 32-bit float (``F``) is taken as [0, 1] when its maximum is at most 1, as 16-bit
+      data when its maximum exceeds 255, and as 8-bit data otherwise; then clipped;
+    - every other mode (``P``, ``CMYK``, ``YCbCr``, ``LAB``, ``HSV``, ``RGBX``, ...) goes
+      through Pillow's own conversion to RGB.
+
+    Only the first frame of an animated file is read. Embedded ICC profiles are ignored
+    (the pixels are taken as sRGB).
+
+    Raises:
+      UserError: no such file; a folder; not an image Pillow can read; truncated or
+        corrupt data; a side shorter than ``MIN_IMAGE_SIDE`` pixels.
+    """
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        raise UserError(f"expected an image file but found a folder: {path}")
+    if not os.path.exists(path):
+        raise UserError(f"no such file: {path}")
+    # A truncated file must fail loudly rather than load with grey padding. The flag is
+    # Pillow's global; it is off unless some other code switched it on.
+    restore_truncated = ImageFile.LOAD_TRUNCATED_IMAGES
+    ImageFile.LOAD_TRUNCATED_IMAGES = False
+    try:
+        with Image.open(path) as image:
+            image.load()
+            oriented = ImageOps.exif_transpose(image)
+            rgb = _to_rgb01(oriented)
+    except UnidentifiedImageError:
+        raise UserError(f"not an image file (Pillow cannot identify it): {path}") from None
+    except Image.DecompressionBombError as error:
+        raise UserError(f"image too large to read safely: {path} ({error})") from None
+    except PermissionError:
+        raise UserError(f"permission denied reading image: {path}") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as error:
+        raise UserError(f"truncated or corrupt image: {path} ({error})") from None
+    finally:
+        ImageFile.LOAD_TRUNCATED_IMAGES = restore_truncated
+    height, width = rgb.shape[:2]
+    if min(height, width) < MIN_IMAGE_SIDE:
+        raise UserError(f"image too small: {path} is {width}x{height} px (WxH); {_WHY_MIN_SIDE}")
+    return rgb
+
+
+def _to_rgb01(image: Image.Image) -> np.ndarray:
+    """Converts a decoded Pillow image of any mode to float32 RGB in [0, 1] (see load_image)."""
+    mode = image.mode
+    if mode in _INTEGER_16_MODES:
+        grey = np.asarray(image).astype(np.float32) / np.float32(65535.0)
+        return _grey_to_rgb(np.clip(grey, 0.0, 1.0))
+    if mode == "F":
+        grey = np.nan_to_num(np.asarray(image, dtype=np.float32), nan=0.0)
+        peak = float(grey.max()) if grey.size else 0.0
+        if peak > 255.0:
+            grey = grey / np.float32(65535.0)
+        elif peak > 1.0:
+            grey = grey / np.float32(255.0)
+        return _grey_to_rgb(np.clip(grey, 0.0, 1.0))
+    if mode in ("1", "L") and "transparency" not in image.info:
+        grey = np.asarray(image.convert("L"), dtype=np.float32) / np.float32(255.0)
+        return _grey_to_rgb(grey)
+    if mode in _ALPHA_MODES or "transparency" in image.info:
+        if mode == "La":  # Pillow has no La -> RGBA path; unpremultiply via LA first.
+            image = image.convert("LA")
+        rgba = np.asarray(image.convert("RGBA"), dtype=np.float32) / np.float32(255.0)
+        alpha = rgba[..., 3:4]
+        # Over white: alpha * colour + (1 - alpha) * 1.
+        return np.clip(rgba[..., :3] * alpha + (np.float32(1.0) - alpha), 0.0, 1.0)
+    rgb = image if mode == "RGB" else image.convert("RGB")
+    return np.asarray(rgb, dtype=np.float32) / np.float32(255.0)
+
+
+def _grey_to_rgb(grey: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(np.repeat(grey[..., None], 3, axis=-1), dtype=np.float32)
+
+
+# --------------------------------------------------------------------------- geometry
+
+
+def output_shape(height: int, width: int, longest_side: int) -> tuple[int, int]:
+    """The (height, width) of the output: the content's aspect ratio, longest side given.
+
+    The longer side becomes exactly ``longest_side`` and the other is scaled by the same
+    factor and rounded to the nearest integer (halves round up), so the output is never
+    distorted by more than half a pixel.
+
+    Raises:
+      UserError: a side of the result would be shorter than ``MIN_IMAGE_SIDE`` pixels.
+    """
+    if height < 1 or width < 1:
+        raise UserError(f"invalid image shape {height}x{width} (HxW)")
+    longest = max(height, width)
+    scale = longest_side / longest
+    new_height = longest_side if height == longest else math.floor(height * scale + 0.5)
+    new_width = longest_side if width == longest else math.floor(width * scale + 0.5)
+    if min(new_height, new_width) < MIN_IMAGE_SIDE:
+        raise UserError(
+            f"size {longest_side} is too small: a {height}x{width} (HxW) image becomes "
+            f"{new_height}x{new_width}; {_WHY_MIN_SIDE}"
+        )
+    return new_height, new_width
+
+
+def resize(image: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Resizes float RGB to ``shape`` = (height, width) with Lanczos filtering.
+
+    Each channel is resampled as a 32-bit float Pillow image (mode ``F``), so there is
+    no rounding to 8 bits on the way; Pillow widens the filter when shrinking, which
+    anti-aliases. Lanczos overshoots at sharp edges, so the result is clipped to [0, 1].
+    Returns float32 (a copy, also when the shape is unchanged).
+    """
+    height, width = int(shape[0]), int(shape[1])
+    array = np.asarray(image, dtype=np.float32)
+    if array.ndim != 3 or array.shape[2] != 3:
+        raise ValueError(f"expected an (H, W, 3) image, got shape {array.shape}")
+    if array.shape[:2] == (height, width):
+        return np.clip(array, 0.0, 1.0).astype(np.float32, copy=True)
+    channels = [
+        np.asarray(
+            Image.fromarray(np.ascontiguousarray(array[..., c])).resize(
+                (width, height), Image.Resampling.LANCZOS
+            ),
+            dtype=np.float32,
+        )
+        for c in range(3)
+    ]
+    return np.clip(np.stack(channels, axis=-1), 0.0, 1.0).astype(np.float32)
+
+
+# --------------------------------------------------------------------------- writing
+
+
+def check_output_path(path: str | os.PathLike[str], what: str = "output") -> None:
+    """Fails early, before any computation, if ``path`` cannot be written.
+
+    Checks that the parent folder exists and is a folder, that ``path`` is not itself a
+    folder, and that a file can be created in the folder: by creating and removing an
+    empty hidden probe file, because ``os.access`` answers "yes" to root even where the
+    file system refuses (read-only mounts, /proc). Leaves nothing behind.
+
+    Raises:
+      UserError: the ``what`` (e.g. "output", "loss plot") cannot be written at ``path``.
+    """
+    path = os.fspath(path)
+    if not path:
+        raise UserError(f"empty {what} path")
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.exists(folder):
+        raise UserError(f"cannot write {what} {path}: folder {folder} does not exist")
+    if not os.path.isdir(folder):
+        raise UserError(f"cannot write {what} {path}: {folder} is not a folder")
+    if os.path.isdir(path):
+        raise UserError(f"cannot write {what} {path}: it is a folder, expected a file name")
+    probe = os.path.join(folder, f".stylejax-write-probe-{secrets.token_hex(4)}")
+    try:
+        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except OSError as error:
+        reason = os.strerror(error.errno) if error.errno else str(error)
+        if error.errno == errno.ENOENT:
+            reason = "the file system does not allow creating files there"
+        raise UserError(
+            f"cannot write {what} {path}: cannot create files in folder {folder} ({reason})"
+        ) from None
+    os.close(fd)
+    os.remove(probe)
+
+
+def save_png(
+    path: str | os.PathLike[str], rgb01: np.ndarray, metadata: dict[str, str] | None = None
+) -> None:
+    """Writes float RGB in [0, 1] as an 8-bit PNG, atomically, with text metadata.
+
+    Values are clipped to [0, 1] (NaN becomes 0) and rounded to the nearest of the 256
+    levels. Each ``metadata`` item becomes an iTXt chunk (UTF-8, so non-ASCII values such
+    as JSON with accented file names survive); keys must be 1-79 Latin-1 characters, as
+    the PNG format requires. The file is written to a temporary name and renamed, so
+    ``path`` is never left half-written.
+    """
+    array = np.asarray(rgb01, dtype=np.float32)
+    if array.ndim != 3 or array.shape[2] != 3:
+        raise ValueError(f"expected an (H, W, 3) image, got shape {array.shape}")
+    array = np.clip(np.nan_to_num(array, nan=0.0), 0.0, 1.0)
+    pixels = np.rint(array * np.float32(255.0)).astype(np.uint8)
+    info = PngImagePlugin.PngInfo()
+    for key, value in (metadata or {}).items():
+        info.add_itxt(key, value)
+    image = Image.fromarray(pixels)
+    with atomic_path(path) as temp:
+        image.save(temp, format="PNG", pnginfo=info)
+
+
+def read_png_metadata(path: str | os.PathLike[str]) -> dict[str, str]:
+    """The text chunks (tEXt, zTXt, iTXt) of a PNG file, as a dict of str to str.
+
+    Raises:
+      UserError: no such file, or not a PNG file.
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise UserError(f"no such file: {path}")
+    try:
+        with Image.open(path) as image:
+            if image.format != "PNG":
+                raise UserError(f"not a PNG file: {path}")
+            # .text reads to the end of the file: chunks after the pixel data count too.
+            return {str(key): str(value) for key, value in image.text.items()}
+    except UnidentifiedImageError:
+        raise UserError(f"not a PNG file: {path}") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as error:
+        raise UserError(f"truncated or corrupt PNG file: {path} ({error})") from None
+
+
+# --------------------------------------------------------------------------- synthesis
+
+
+def white_noise(seed: int, shape: tuple[int, int]) -> np.ndarray:
+    """Uniform [0, 1) RGB white noise of shape (height, width, 3), float32.
+
+    The paper's initial image for texture synthesis and its random-init style transfer;
+    ``numpy.random.default_rng(seed)`` makes it identical on every machine.
+    """
+    height, width = int(shape[0]), int(shape[1])
+    return np.random.default_rng(seed).random((height, width, 3), dtype=np.float32)

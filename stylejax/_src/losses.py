@@ -1,0 +1,130 @@
+"""The losses of Gatys, Ecker & Bethge (CVPR 2016), exactly as the paper defines them.
+
+Notation (Sec. 2 of the paper): layer l has N_l filters and M_l = H_l * W_l positions;
+F^l in R^{N_l x M_l} holds the generated image's responses, P^l the content image's.
+
+- content (Eq. 1):     L_content = 1/2 * sum_ij (F^l_ij - P^l_ij)^2
+- Gram matrix (Eq. 3): G^l_ij = sum_k F^l_ik F^l_jk   (unnormalised)
+- style layer (Eq. 4): E_l = 1 / (4 N_l^2 M_l^2) * sum_ij (G^l_ij - A^l_ij)^2
+- style (Eq. 5):       L_style = sum_l w_l E_l
+- total (Eq. 7):       L_total = alpha * L_content + beta * L_style (+ tv * L_tv)
+
+The total-variation term is not in the paper (it is off by default); here it is
+L_tv = sum ((x_{i+1,j} - x_{i,j})^2 + (x_{i,j+1} - x_{i,j})^2) over pixels and channels of
+the image in the network's input space (the squared form of Mahendran & Vedaldi, 2015).
+
+Every weight is an array argument, so one compiled program serves a sweep over them.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax.numpy as jnp
+
+from stylejax._src import vgg
+
+
+def gram(features):
+    """Unnormalised Gram matrix G = F F^T (Eq. 3) of one (H, W, N) activation: (N, N)."""
+    flat = features.reshape(-1, features.shape[-1])  # (M, N): F^T
+    return flat.T @ flat
+
+
+def content_loss(generated, content):
+    """L_content = 1/2 sum (F - P)^2 (Eq. 1) for one layer's (H, W, N) activations."""
+    return 0.5 * jnp.sum(jnp.square(generated - content))
+
+
+def style_layer_loss(generated, target_gram):
+    """E_l = 1/(4 N^2 M^2) sum (G - A)^2 (Eq. 4): generated (H, W, N), target Gram (N, N)."""
+    height, width, channels = generated.shape
+    positions = height * width
+    scale = 1.0 / (4.0 * channels**2 * positions**2)
+    return scale * jnp.sum(jnp.square(gram(generated) - target_gram))
+
+
+def tv_loss(image):
+    """Squared total variation of one (H, W, C) image (not in the paper; see module doc)."""
+    down = jnp.sum(jnp.square(image[1:, :, :] - image[:-1, :, :]))
+    right = jnp.sum(jnp.square(image[:, 1:, :] - image[:, :-1, :]))
+    return down + right
+
+
+class LossSpec(NamedTuple):
+    """What is computed (static: it decides the program's shape, not its numbers)."""
+
+    content_layers: tuple[str, ...]
+    style_layers: tuple[str, ...]
+    pooling: str
+
+
+class LossWeights(NamedTuple):
+    """How the terms are weighted (traced arrays: a sweep varies them without recompiling).
+
+    content_weight is alpha, style_weight is beta (Eq. 7); content_layer_weights and
+    style_layer_weights (w_l, Eq. 5) have one entry per layer of the LossSpec.
+    """
+
+    content_weight: jnp.ndarray
+    style_weight: jnp.ndarray
+    content_layer_weights: jnp.ndarray
+    style_layer_weights: jnp.ndarray
+    tv_weight: jnp.ndarray
+
+
+class Targets(NamedTuple):
+    """P^l of the content image and A^l of the style image, one per layer of the spec."""
+
+    content: tuple
+    style_grams: tuple
+
+
+class LossTerms(NamedTuple):
+    """The unweighted terms and the weighted objective at one image."""
+
+    content: jnp.ndarray  # sum_l c_l * L_content(l); c = 1 for the paper's single layer
+    content_per_layer: jnp.ndarray  # (n_content,)
+    style_per_layer: jnp.ndarray  # (n_style,) E_l, unweighted
+    style: jnp.ndarray  # sum_l w_l E_l (Eq. 5)
+    tv: jnp.ndarray
+    total: jnp.ndarray  # alpha * content + beta * style + tv_weight * tv
+
+
+def _layers_needed(spec: LossSpec) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(spec.content_layers + spec.style_layers))
+
+
+def compute_targets(params, content_image, style_image, spec: LossSpec) -> Targets:
+    """Content responses P^l and style Grams A^l (Eq. 1, 3) for the layers of ``spec``."""
+    content = ()
+    if spec.content_layers:
+        content_features = vgg.features(params, content_image, spec.content_layers, spec.pooling)
+        content = tuple(content_features[name] for name in spec.content_layers)
+    grams = ()
+    if spec.style_layers:
+        style_features = vgg.features(params, style_image, spec.style_layers, spec.pooling)
+        grams = tuple(gram(style_features[name]) for name in spec.style_layers)
+    return Targets(content=content, style_grams=grams)
+
+
+def loss_terms(image, params, targets: Targets, weights: LossWeights, spec: LossSpec) -> LossTerms:
+    """Every term of Eq. 7 at ``image`` (H, W, 3, in the network's input space)."""
+    layer_features = vgg.features(params, image, _layers_needed(spec), spec.pooling)
+    zero = jnp.zeros((), image.dtype)
+    content_per_layer = jnp.stack(
+        [content_loss(layer_features[n], p) for n, p in zip(spec.content_layers, targets.content)]
+    ) if spec.content_layers else jnp.zeros((0,), image.dtype)
+    style_per_layer = jnp.stack(
+        [style_layer_loss(layer_features[n], a) for n, a in zip(spec.style_layers, targets.style_grams)]
+    ) if spec.style_layers else jnp.zeros((0,), image.dtype)
+    content = jnp.sum(weights.content_layer_weights * content_per_layer) if spec.content_layers else zero
+    style = jnp.sum(weights.style_layer_weights * style_per_layer) if spec.style_layers else zero
+    tv = tv_loss(image)
+    total = weights.content_weight * content + weights.style_weight * style + weights.tv_weight * tv
+    return LossTerms(content, content_per_layer, style_per_layer, style, tv, total)
+
+
+def objective(image, params, targets: Targets, weights: LossWeights, spec: LossSpec):
+    """L_total (Eq. 7, plus the optional TV term): the scalar the optimiser minimises."""
+    return loss_terms(image, params, targets, weights, spec).total

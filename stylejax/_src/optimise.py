@@ -1,0 +1,281 @@
+"""The optimisation: L-BFGS (optax's zoom line search) or Adam, run in compiled chunks.
+
+The image is the only variable; the VGG params, targets, loss weights and learning
+rate are traced arguments, so one compilation serves every value of them. Iterations
+run in compiled chunks of up to ``chunk_size`` steps (a ``lax.while_loop`` whose trip
+count is an argument, so the last, shorter chunk reuses the same program); with
+``chunk_size=1`` each iteration is one compiled step driven from Python. The driver keeps
+one chunk in flight while it reads the previous chunk's losses, so progress reporting
+never leaves the device idle.
+
+Bookkeeping, for the report:
+- ``values[i]`` is the objective at x_i, the image after i iterations (x_0: the init);
+- ``evaluations`` counts value-and-gradient evaluations of the objective: for L-BFGS,
+  the first one plus every line-search trial (later iterations reuse the line search's
+  last value and gradient); for Adam, one per iteration.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import signal
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from stylejax._src import losses
+
+OPTIMIZERS = ("lbfgs", "adam")
+
+
+class SolverSpec(NamedTuple):
+    """Static choices: they shape the compiled program."""
+
+    optimizer: str  # "lbfgs" or "adam"
+    loss: losses.LossSpec
+    lbfgs_memory: int = 10
+    max_linesearch_steps: int = 20
+
+
+class SolveArgs(NamedTuple):
+    """Traced arguments: everything a sweep may vary."""
+
+    params: Any
+    targets: losses.Targets
+    weights: losses.LossWeights
+    learning_rate: jnp.ndarray  # Adam's step size; unused by L-BFGS
+
+
+class SolveState(NamedTuple):
+    image: jnp.ndarray  # x_i
+    previous_image: jnp.ndarray  # x_{i-1}: the last image known to have a finite loss
+    opt_state: Any
+    iteration: jnp.ndarray  # i
+    evaluations: jnp.ndarray
+    finite: jnp.ndarray  # False once the objective at x_i was not finite
+
+
+def _transformation(spec: SolverSpec, learning_rate):
+    if spec.optimizer == "lbfgs":
+        return optax.lbfgs(
+            memory_size=spec.lbfgs_memory,
+            linesearch=optax.scale_by_zoom_linesearch(
+                max_linesearch_steps=spec.max_linesearch_steps, initial_guess_strategy="one"
+            ),
+        )
+    if spec.optimizer == "adam":
+        return optax.adam(learning_rate)
+    raise ValueError(f"unknown optimizer {spec.optimizer!r}")
+
+
+def init_state(image, args: SolveArgs, spec: SolverSpec) -> SolveState:
+    opt_state = _transformation(spec, args.learning_rate).init(image)
+    return SolveState(
+        image=image,
+        previous_image=image,
+        opt_state=opt_state,
+        iteration=jnp.zeros((), jnp.int32),
+        evaluations=jnp.zeros((), jnp.int32),
+        finite=jnp.ones((), bool),
+    )
+
+
+def step(state: SolveState, args: SolveArgs, spec: SolverSpec):
+    """One iteration from x_i: returns (the state at x_{i+1}, the objective at x_i).
+
+    If the objective at x_i is not finite, nothing moves and ``finite`` turns False.
+    """
+
+    def value_fn(image):
+        return losses.objective(image, args.params, args.targets, args.weights, spec.loss)
+
+    transformation = _transformation(spec, args.learning_rate)
+    if spec.optimizer == "lbfgs":
+        stored = optax.tree.get(state.opt_state, "value")
+        recomputed = ~jnp.isfinite(stored)
+        value, grad = optax.value_and_grad_from_state(value_fn)(state.image, state=state.opt_state)
+        updates, opt_state = transformation.update(
+            grad, state.opt_state, state.image, value=value, grad=grad, value_fn=value_fn
+        )
+        linesearch_steps = optax.tree.get(opt_state, "num_linesearch_steps")
+        evaluations = recomputed.astype(jnp.int32) + jnp.asarray(linesearch_steps, jnp.int32)
+    else:
+        value, grad = jax.value_and_grad(value_fn)(state.image)
+        updates, opt_state = transformation.update(grad, state.opt_state, state.image)
+        evaluations = jnp.ones((), jnp.int32)
+
+    finite = jnp.isfinite(value)
+    moved = SolveState(
+        image=optax.apply_updates(state.image, updates),
+        previous_image=state.image,
+        opt_state=opt_state,
+        iteration=state.iteration + 1,
+        evaluations=state.evaluations + evaluations,
+        finite=finite,
+    )
+    stopped = state._replace(evaluations=state.evaluations + evaluations, finite=finite)
+    new_state = jax.tree.map(lambda a, b: jnp.where(finite, a, b), moved, stopped)
+    return new_state, value
+
+
+def run_chunk(state: SolveState, args: SolveArgs, n_steps, *, spec: SolverSpec, chunk_size: int):
+    """Up to ``n_steps`` (<= chunk_size) iterations in one compiled loop.
+
+    Returns (state, values): values[j] is the objective at the j-th iterate of this
+    chunk, NaN past the steps taken. Stops early when the objective is not finite.
+    """
+    if chunk_size == 1:
+        active = (n_steps > 0) & state.finite
+        new_state, value = step(state, args, spec)
+        taken = jnp.where(active, value, jnp.nan)
+        return jax.tree.map(lambda a, b: jnp.where(active, a, b), new_state, state), taken[None]
+
+    values = jnp.full((chunk_size,), jnp.nan, state.image.dtype)
+
+    def cond(carry):
+        current, _, taken = carry
+        return (taken < n_steps) & current.finite
+
+    def body(carry):
+        current, recorded, taken = carry
+        current, value = step(current, args, spec)
+        return current, recorded.at[taken].set(value), taken + 1
+
+    state, values, _ = jax.lax.while_loop(cond, body, (state, values, jnp.zeros((), jnp.int32)))
+    return state, values
+
+
+@dataclasses.dataclass
+class SolveResult:
+    state: SolveState
+    values: list[float]  # objective at x_0 .. x_{n-1} for the n iterations taken
+    iterations: int
+    evaluations: int
+    seconds: float
+    compile_seconds: float
+    status: str  # "completed", "interrupted" or "non-finite"
+
+
+class _InterruptFlag:
+    """Turns the first Ctrl-C into a request to stop after the running chunk.
+
+    A second Ctrl-C interrupts at once. Only the main thread can install signal
+    handlers; elsewhere Ctrl-C keeps Python's default behaviour.
+    """
+
+    def __init__(self):
+        self.raised = False
+        self._previous = None
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        self.raised = True
+        signal.signal(signal.SIGINT, self._previous or signal.default_int_handler)
+
+    def __exit__(self, *exc):
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+        return False
+
+
+@functools.lru_cache(maxsize=16)
+def _jitted_chunk(spec: SolverSpec, chunk_size: int):
+    return jax.jit(
+        functools.partial(run_chunk, spec=spec, chunk_size=chunk_size), donate_argnums=(0,)
+    )
+
+
+@functools.lru_cache(maxsize=16)
+def _jitted_init(spec: SolverSpec):
+    return jax.jit(functools.partial(init_state, spec=spec))
+
+
+def compile_solver(image, args: SolveArgs, spec: SolverSpec, chunk_size: int):
+    """Ahead-of-time compiles the init and chunk programs: (init, chunk, seconds)."""
+    start = time.perf_counter()
+    init = _jitted_init(spec).lower(image, args).compile()
+    state_shape = jax.eval_shape(_jitted_init(spec), image, args)
+    chunk = _jitted_chunk(spec, chunk_size).lower(state_shape, args, jnp.zeros((), jnp.int32)).compile()
+    return init, chunk, time.perf_counter() - start
+
+
+def solve(
+    image,
+    args: SolveArgs,
+    spec: SolverSpec,
+    iterations: int,
+    *,
+    chunk_size: int,
+    on_progress: Callable[[int, float], None] | None = None,
+    save_every: int = 0,
+    on_save: Callable[[int, jnp.ndarray], None] | None = None,
+) -> SolveResult:
+    """Runs ``iterations`` steps from ``image``; stops early on Ctrl-C or a non-finite loss.
+
+    ``on_progress(iterations_done, latest_value)`` is called between chunks;
+    ``on_save(iteration, image)`` every ``save_every`` iterations.
+    """
+    if chunk_size < 1:
+        raise ValueError("chunk_size must be at least 1")
+    init, chunk, compile_seconds = compile_solver(image, args, spec, chunk_size)
+    start = time.perf_counter()
+    state = init(image, args)
+    values: list[float] = []
+    pending = None  # the chunk in flight: its values and the count it should have taken
+    done = 0
+    status = "completed"
+
+    def collect(result):
+        chunk_values, expected = result
+        taken = [float(v) for v in np.asarray(chunk_values)[:expected]]
+        values.extend(taken)
+        if on_progress is not None and taken:
+            on_progress(len(values), taken[-1])
+        return all(np.isfinite(taken))
+
+    with _InterruptFlag() as interrupt:
+        while done < iterations:
+            n = min(chunk_size, iterations - done)
+            if save_every:
+                n = min(n, save_every - done % save_every)
+            state, chunk_values = chunk(state, args, jnp.asarray(n, jnp.int32))
+            done += n
+            previous, pending = pending, (chunk_values, n)
+            if previous is not None and not collect(previous):
+                break
+            if save_every and on_save is not None and done % save_every == 0:
+                if not collect(pending):
+                    pending = None
+                    break
+                pending = None
+                on_save(done, state.image)
+            if interrupt.raised:
+                status = "interrupted"
+                break
+        if pending is not None:
+            collect(pending)
+        jax.block_until_ready(state)
+    seconds = time.perf_counter() - start
+    finite_values = [v for v in values if np.isfinite(v)]
+    if len(finite_values) < len(values):
+        status = "non-finite"
+    return SolveResult(
+        state=state,
+        values=finite_values,
+        iterations=int(state.iteration),
+        evaluations=int(state.evaluations),
+        seconds=seconds,
+        compile_seconds=compile_seconds,
+        status=status,
+    )

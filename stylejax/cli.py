@@ -1,0 +1,158 @@
+"""The ``stylejax`` command line: a thin layer over the library.
+
+Errors the user can cause print one line and exit with status 2 (``--debug`` shows the
+traceback instead); Ctrl-C during optimisation keeps the current image and exits 130.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from stylejax._version import __version__
+
+EXIT_USER_ERROR = 2
+EXIT_INTERRUPTED = 130
+
+
+class _UsageError(Exception):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a bad command line as one line, not usage plus a message."""
+
+    def error(self, message):
+        raise _UsageError(f"{self.prog}: {message}")
+
+
+def _add_transfer_options(parser: argparse.ArgumentParser) -> None:
+    """Every transfer flag; None means "take the preset's value"."""
+    add = parser.add_argument
+    add("--weights", help="auto (pretrained file in the weights directory), random, or a PATH")
+    add("--preset", help="settings to start from (default: paper)")
+    add("--size", help="longest side of the output in px (paper: 512)")
+    add("--iterations", help="optimiser iterations (paper: 500); 0 writes the initial image")
+    add("--optimizer", choices=("lbfgs", "adam"), help="lbfgs (paper) or adam")
+    add("--lr", help="Adam step size in the weights' input space (default: 2%% of the RGB range)")
+    add("--ratio", help="alpha/beta, content over style weight (paper: 1e-3)")
+    add("--content-weight", dest="content_weight", help="alpha, instead of --ratio")
+    add("--style-weight", dest="style_weight", help="beta, instead of --ratio")
+    add("--content-layer", dest="content_layer", help="content layer (paper: conv4_2)")
+    add("--style-layers", dest="style_layers", help="comma list (paper: conv1_1,...,conv5_1)")
+    add("--style-layer-weights", dest="style_layer_weights", help="comma list, one per style layer (default 1/n)")
+    add("--tv-weight", dest="tv_weight", help="total-variation weight (paper: 0)")
+    add("--init", help="noise (paper), content, style, or an image PATH")
+    add("--seed", help="seed of the noise init and of random weights (default 0)")
+    add("--pooling", choices=("avg", "max"), help="avg (paper) or max")
+    add("--save-every", dest="save_every", help="also save the image every N iterations")
+    add("--chunk", help="iterations per compiled chunk (default: measured per backend)")
+    add("--report", help="write the JSON report here")
+    add("--quiet", action="store_true", default=None, help="no progress bar or messages")
+    add("--debug", action="store_true", help="show tracebacks")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="stylejax", description="Gatys et al. (CVPR 2016) style transfer in JAX.")
+    parser.add_argument("--version", action="version", version=f"stylejax {__version__}")
+    commands = parser.add_subparsers(dest="command", parser_class=_Parser)
+
+    transfer = commands.add_parser("transfer", help="render CONTENT in the style of STYLE")
+    transfer.add_argument("content", help="content image (photo)")
+    transfer.add_argument("style", help="style image (painting)")
+    transfer.add_argument("-o", "--output", required=True, help="output PNG")
+    _add_transfer_options(transfer)
+
+    demo = commands.add_parser("demo", help="the offline main job: a small transfer and its report")
+    demo.add_argument("-o", "--out", default="demo-output", help="output folder (default demo-output)")
+    demo.add_argument("--weights", default="auto-or-random",
+                      help="pretrained weights if present, else seeded random ones; or random, or a PATH")
+    demo.add_argument("--size", default=None, help="longest side in px (default 128)")
+    demo.add_argument("--iterations", default=None, help="L-BFGS iterations (default 100)")
+    demo.add_argument("--quiet", action="store_true", help="no progress bar")
+    demo.add_argument("--debug", action="store_true", help="show tracebacks")
+    return parser
+
+
+def _transfer(args, say) -> int:
+    from stylejax._src import config as config_lib
+    from stylejax._src import transfer
+    from stylejax._src.progress import ProgressBar
+
+    overrides = {
+        key: getattr(args, key)
+        for key in (
+            "weights", "preset", "size", "iterations", "optimizer", "lr", "ratio",
+            "content_weight", "style_weight", "content_layer", "style_layers",
+            "style_layer_weights", "tv_weight", "init", "seed", "pooling", "save_every",
+            "chunk", "report", "quiet",
+        )
+    }
+    cfg = config_lib.resolve(args.content, args.style, args.output, overrides)
+    bar = ProgressBar(cfg.iterations, cfg.quiet)
+    try:
+        outcome = transfer.run_transfer(cfg, progress=bar, log=say)
+    finally:
+        bar.close()
+    if outcome.status == "interrupted":
+        say(f"interrupted after {outcome.report['iterations']} iterations; "
+            f"the current image is in {outcome.output}")
+        return EXIT_INTERRUPTED
+    report = outcome.report
+    say(f"wrote {outcome.output}: loss {report['initial']['total']:.4g} -> "
+        f"{report['final']['total']:.4g} in {report['iterations']} iterations "
+        f"({report['evaluations']} evaluations, {report['seconds']:.1f} s + "
+        f"{report['compile_seconds']:.1f} s compile)")
+    return 0
+
+
+def _demo(args, say) -> int:
+    from stylejax._src import demo
+
+    result = demo.run_demo(
+        out_dir=args.out, weights=args.weights, size=args.size, iterations=args.iterations,
+        quiet=args.quiet, log=say,
+    )
+    return EXIT_INTERRUPTED if result.status == "interrupted" else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Runs the CLI; returns the exit status."""
+    from stylejax._src.errors import UserError
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except _UsageError as error:
+        print(f"{error}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return EXIT_USER_ERROR
+
+    quiet = bool(getattr(args, "quiet", False))
+
+    def say(line: str) -> None:
+        if not quiet:
+            print(line, file=sys.stderr, flush=True)
+
+    try:
+        if args.command == "transfer":
+            return _transfer(args, say)
+        return _demo(args, say)
+    except UserError as error:
+        if debug:
+            raise
+        print(f"stylejax {args.command}: error: {error}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        print(f"stylejax {args.command}: interrupted; no output was written", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())
