@@ -95,8 +95,8 @@ def _transfer(args, say) -> int:
     finally:
         bar.close()
     if outcome.status == "interrupted":
-        say(f"interrupted after {outcome.report['iterations']} iterations; "
-            f"the current image is in {outcome.output}")
+        print(f"stylejax transfer: interrupted after {outcome.report['iterations']} iterations; "
+              f"the current image is in {outcome.output}", file=sys.stderr)
         return EXIT_INTERRUPTED
     report = outcome.report
     say(f"wrote {outcome.output}: loss {report['initial']['total']:.4g} -> "

@@ -113,10 +113,10 @@ def loss_terms(image, params, targets: Targets, weights: LossWeights, spec: Loss
     layer_features = vgg.features(params, image, _layers_needed(spec), spec.pooling)
     zero = jnp.zeros((), image.dtype)
     content_per_layer = jnp.stack(
-        [content_loss(layer_features[n], p) for n, p in zip(spec.content_layers, targets.content)]
+        [content_loss(layer_features[n], p) for n, p in zip(spec.content_layers, targets.content, strict=True)]
     ) if spec.content_layers else jnp.zeros((0,), image.dtype)
     style_per_layer = jnp.stack(
-        [style_layer_loss(layer_features[n], a) for n, a in zip(spec.style_layers, targets.style_grams)]
+        [style_layer_loss(layer_features[n], a) for n, a in zip(spec.style_layers, targets.style_grams, strict=True)]
     ) if spec.style_layers else jnp.zeros((0,), image.dtype)
     content = jnp.sum(weights.content_layer_weights * content_per_layer) if spec.content_layers else zero
     style = jnp.sum(weights.style_layer_weights * style_per_layer) if spec.style_layers else zero

@@ -106,8 +106,8 @@ def terms_to_dict(terms: losses.LossTerms, spec: losses.LossSpec) -> dict:
     style_per_layer = np.asarray(terms.style_per_layer, np.float64)
     return {
         "content": float(terms.content),
-        "content_layers": dict(zip(spec.content_layers, map(float, content_per_layer))),
-        "style": dict(zip(spec.style_layers, map(float, style_per_layer))),
+        "content_layers": dict(zip(spec.content_layers, map(float, content_per_layer), strict=True)),
+        "style": dict(zip(spec.style_layers, map(float, style_per_layer), strict=True)),
         "style_weighted_sum": float(terms.style),
         "tv": float(terms.tv),
         "total": float(terms.total),
