@@ -1,7 +1,7 @@
 """``stylejax demo``: the offline main job.
 
 Needs no download and no images from the user: the content and style pictures are
-made by :func:`images.sample_images` (or taken from the paper's images when
+made by :func:`samples.sample_images` (or taken from the paper's images when
 ``STYLEJAX_IMAGES`` points at them), the weights are the pretrained file in the weights
 directory when there is one and seeded random weights otherwise, announced as such.
 Writes ``content.png``, ``style.png``, ``result.png``, ``loss.png``, ``summary.png`` and
@@ -16,7 +16,7 @@ import dataclasses
 import os
 
 from stylejax._src import config as config_lib
-from stylejax._src import images, summary, transfer, weights_file
+from stylejax._src import images, samples, summary, transfer, weights_file
 from stylejax._src.errors import UserError
 from stylejax._src.plot import plot_history
 from stylejax._src.progress import ProgressBar
@@ -56,7 +56,7 @@ def _demo_pictures(size: int):
                 images.resize(style, shape),
                 f"{REFERENCE_CONTENT} (photo: Andreas Praefcke, CC BY 3.0) and {REFERENCE_STYLE} from {folder}",
             )
-    content, style = images.sample_images(size)
+    content, style = samples.sample_images(size)
     return content, style, "stylejax's built-in sample pictures"
 
 
