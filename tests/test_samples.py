@@ -18,7 +18,7 @@ def test_sample_images_are_deterministic_pictures():
     np.testing.assert_array_equal(style, again_style)
     for image in (content, style):
         assert image.shape == (72, 96, 3) and image.dtype == np.float32
-        assert 0.0 <= image.min() and image.max() <= 1.0
+        assert image.min() >= 0.0 and image.max() <= 1.0
         assert image.std() > 0.1  # not flat
         assert _neighbour_correlation(image) > 0.7  # structured, not white noise
     assert np.abs(content - style).mean() > 0.1  # two different pictures
