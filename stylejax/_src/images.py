@@ -1,4 +1,4 @@
-"""Image files in and out, resizing, and the procedural sample pictures.
+"""Image files in and out, and resizing.
 
 Every pixel array here is a NumPy float32 array of shape (H, W, 3): RGB, values in
 [0, 1]. Files are decoded on the host with Pillow; nothing touches an accelerator.

@@ -53,13 +53,13 @@ import json
 import os
 import pathlib
 import re
-import secrets
 from collections.abc import Mapping
 from typing import Any
 
 import h5py
 import numpy as np
 
+from stylejax._src.atomic import atomic_path
 from stylejax._src.convention import InputConvention
 from stylejax._src.errors import UserError
 from stylejax._src.layers import CONV_BY_NAME, CONV_NAMES
@@ -394,21 +394,13 @@ def save_weights(
         "normalisation": normalisation_json,
         "created_by": created_by,
     }
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        # O_EXCL: never reuse someone else's file; mode 0o666 lets the umask decide, as for
-        # any ordinarily created file (mkstemp would force 0o600).
-        os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
-        try:
-            _write_hdf5(str(tmp), checked, attrs)
-            with open(tmp, "rb+") as handle:
+        with atomic_path(path) as temporary:
+            _write_hdf5(temporary, checked, attrs)
+            with open(temporary, "rb+") as handle:
                 os.fsync(handle.fileno())
-            digest = file_sha256(tmp)
-            os.replace(tmp, path)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
+            digest = file_sha256(temporary)
     except OSError as error:
         reason = error.strerror or str(error)
         raise UserError(f"cannot write weights file {path}: {reason}") from error
