@@ -195,3 +195,27 @@ def test_demo_runs(tmp_path, capsys, monkeypatch):
     assert report["weights"]["random"] is True
     assert "RANDOM WEIGHTS" in err
     assert report["final"]["total"] < report["initial"]["total"]
+
+
+@pytest.mark.parametrize("init", ["content", "style", "path"])
+def test_fixed_inits_are_the_starting_image(init, pictures, tmp_path, capsys):
+    output = tmp_path / "init.png"
+    expected_source = {"content": pictures["content"], "style": pictures["style"], "path": pictures["style"]}[init]
+    init_arg = pictures["style"] if init == "path" else init
+    status, err = run(transfer_args(pictures, output, *FAST, "--iterations", "0", "--init", init_arg), capsys)
+    assert status == 0, err
+    expected = images.resize(images.load_image(expected_source), (24, 32))
+    np.testing.assert_allclose(pixels(output).astype(np.float32) / 255.0, expected, atol=0.5 / 255 + 1e-4)
+
+
+def test_transfer_on_the_papers_images(reference_images_dir, tmp_path, capsys):
+    content = os.path.join(reference_images_dir, "tuebingen_neckarfront.jpg")
+    style = os.path.join(reference_images_dir, "vangogh_starry_night.jpg")
+    report_path = tmp_path / "r.json"
+    status, err = run(["transfer", content, style, "-o", tmp_path / "n.png", "--weights", "random",
+                       "--size", "48", "--iterations", "3", *FAST, "--quiet", "--report", report_path], capsys)
+    assert status == 0, err
+    report = json.loads(report_path.read_text())
+    assert report["images"]["content_original_shape"] == [768, 1024]
+    assert report["images"]["output_shape"] == [36, 48]
+    assert report["final"]["total"] < report["initial"]["total"]
