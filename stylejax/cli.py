@@ -71,6 +71,31 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--iterations", default=None, help="L-BFGS iterations (default 100)")
     demo.add_argument("--quiet", action="store_true", help="no progress bar")
     demo.add_argument("--debug", action="store_true", help="show tracebacks")
+
+    weights = commands.add_parser("weights", help="fetch, convert, normalise and inspect VGG19 weights")
+    actions = weights.add_subparsers(dest="action", parser_class=_Parser, required=True)
+    fetch = actions.add_parser("fetch", help="download a published VGG19, verify it, convert it")
+    fetch.add_argument("--source", default="keras",
+                       help="keras (default, 80 MB), torchvision, jcjohnson or pystiche")
+    fetch.add_argument("-o", "--output", help="converted file (default: the weights directory's vgg19.h5)")
+    convert = actions.add_parser("convert", help="convert a VGG19 file you have")
+    convert.add_argument("src", help="Keras .h5, flaxmodels .h5, PyTorch .pth or MatConvNet .mat")
+    convert.add_argument("-o", "--output", required=True, help="the stylejax weights file to write")
+    convert.add_argument("--format", choices=("keras", "torch", "flaxmodels", "matconvnet"),
+                         help="the source format (default: detected from the content)")
+    convert.add_argument("--convention", choices=("caffe", "torchvision"),
+                         help="input convention of a .pth in torchvision key layout")
+    normalise = actions.add_parser("normalise", help="the paper's normalisation (mean activation 1)")
+    normalise.add_argument("src", nargs="?", help="weights file (default: the weights directory's vgg19.h5)")
+    normalise.add_argument("-o", "--output", help="default: the weights directory's vgg19_normalised.h5")
+    normalise.add_argument("--images", help="calibration image folder, or 'builtin' (default: scikit-image's photos)")
+    normalise.add_argument("--pooling", choices=("max", "avg"), default="max",
+                           help="pooling while measuring (default max: the network as trained)")
+    info = actions.add_parser("info", help="what a weights file holds")
+    info.add_argument("file")
+    for sub in (fetch, convert, normalise, info):
+        sub.add_argument("--quiet", action="store_true", help="no progress or messages")
+        sub.add_argument("--debug", action="store_true", help="show tracebacks")
     return parser
 
 
@@ -89,6 +114,8 @@ def _transfer(args, say) -> int:
         )
     }
     cfg = config_lib.resolve(args.content, args.style, args.output, overrides)
+    if cfg.weights == "auto" and not cfg.quiet:
+        _offer_fetch(say)
     bar = ProgressBar(cfg.iterations, cfg.quiet)
     try:
         outcome = transfer.run_transfer(cfg, progress=bar, log=say)
@@ -106,6 +133,18 @@ def _transfer(args, say) -> int:
     return 0
 
 
+def _offer_fetch(say) -> None:
+    """At a terminal, offers to download the default weights when none are present."""
+    from stylejax._src import weights_commands, weights_file
+
+    if weights_file.find_pretrained() is not None or not (sys.stdin.isatty() and sys.stderr.isatty()):
+        return
+    print(f"No pretrained VGG19 weights in {weights_file.weights_dir()}. Download the Keras "
+          "VGG19 (80 MB) now? [y/N] ", end="", file=sys.stderr, flush=True)
+    if sys.stdin.readline().strip().lower() in ("y", "yes"):
+        weights_commands.fetch("keras", log=say)
+
+
 def _demo(args, say) -> int:
     from stylejax._src import demo
 
@@ -114,6 +153,22 @@ def _demo(args, say) -> int:
         quiet=args.quiet, log=say,
     )
     return EXIT_INTERRUPTED if result.status == "interrupted" else 0
+
+
+def _weights(args, say) -> int:
+    from stylejax._src import weights_commands
+
+    if args.action == "fetch":
+        weights_commands.fetch(args.source, args.output, progress=not args.quiet, log=say)
+    elif args.action == "convert":
+        weights_commands.convert(args.src, args.output, fmt=args.format, convention=args.convention, log=say)
+    elif args.action == "normalise":
+        weights_commands.normalise_file(args.src, args.output, images_dir=args.images,
+                                        pooling=args.pooling, log=say)
+    else:
+        for line in weights_commands.info(args.file):
+            print(line)
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -141,6 +196,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "transfer":
             return _transfer(args, say)
+        if args.command == "weights":
+            return _weights(args, say)
         return _demo(args, say)
     except UserError as error:
         if debug:

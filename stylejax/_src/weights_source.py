@@ -71,9 +71,10 @@ def resolve_weights(spec: str, *, seed: int = 0) -> LoadedWeights:
             directory = weights_file.weights_dir()
             raise UserError(
                 f"no pretrained VGG19 weights in {directory} (looked for "
-                f"{weights_file.NORMALISED_NAME} and {weights_file.PRETRAINED_NAME}): put a "
-                "stylejax weights file there or set STYLEJAX_WEIGHTS_DIR, pass "
-                "--weights PATH, or run with --weights random to use seeded random weights"
+                f"{weights_file.NORMALISED_NAME} and {weights_file.PRETRAINED_NAME}): run "
+                "`stylejax weights fetch` (Keras VGG19, 80 MB), or `stylejax weights convert "
+                "FILE -o ...` for a file you have, pass --weights PATH, or use --weights random "
+                "for seeded random weights"
             )
         return weights_file.load_weights(found)
     return weights_file.load_weights(spec)
