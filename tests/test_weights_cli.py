@@ -149,4 +149,4 @@ def test_normalise_default_uses_scikit_image_photographs(tmp_path, capsys):
     calibration, identity = weights_commands.calibration_images(None)
     assert calibration.shape == (6, 224, 224, 3)
     assert identity["calibration"].startswith("scikit-image")
-    assert 0.0 <= calibration.min() and calibration.max() <= 1.0
+    assert calibration.min() >= 0.0 and calibration.max() <= 1.0
