@@ -72,6 +72,30 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--quiet", action="store_true", help="no progress bar")
     demo.add_argument("--debug", action="store_true", help="show tracebacks")
 
+    sweep = commands.add_parser("sweep", help="many configurations of one pair in one compiled program")
+    sweep.add_argument("content")
+    sweep.add_argument("style")
+    sweep.add_argument("-o", "--output", required=True, help="output folder")
+    sweep.add_argument("--ratios", default="1e-3", help="alpha/beta values, comma list")
+    sweep.add_argument("--style-layer-sets", dest="style_layer_sets",
+                       default="conv1_1,conv2_1,conv3_1,conv4_1,conv5_1",
+                       help="sets separated by ';', layers by ',' (weights 1/n within a set)")
+    sweep.add_argument("--content-layers", dest="content_layers", default="conv4_2", help="comma list")
+    sweep.add_argument("--inits", default="noise:0", help="comma list of content, style, noise:SEED")
+    sweep.add_argument("--tv-weights", dest="tv_weights", default="0", help="comma list")
+    sweep.add_argument("--batch-mode", dest="batch_mode", default="auto", choices=("auto", "vmap", "map", "loop"))
+    sweep.add_argument("--batch-size", dest="batch_size", help="members per batch in map mode")
+    sweep.add_argument("--weights", default="auto")
+    sweep.add_argument("--size", default="512")
+    sweep.add_argument("--iterations", default="500")
+    sweep.add_argument("--optimizer", default="lbfgs", choices=("lbfgs", "adam"))
+    sweep.add_argument("--lr")
+    sweep.add_argument("--pooling", default="avg", choices=("avg", "max"))
+    sweep.add_argument("--seed", default="0", help="seed of --weights random")
+    sweep.add_argument("--chunk")
+    sweep.add_argument("--quiet", action="store_true")
+    sweep.add_argument("--debug", action="store_true")
+
     weights = commands.add_parser("weights", help="fetch, convert, normalise and inspect VGG19 weights")
     actions = weights.add_subparsers(dest="action", parser_class=_Parser, required=True)
     fetch = actions.add_parser("fetch", help="download a published VGG19, verify it, convert it")
@@ -171,6 +195,31 @@ def _weights(args, say) -> int:
     return 0
 
 
+def _sweep(args, say) -> int:
+    from stylejax._src import config as config_lib
+    from stylejax._src import sweep, sweep_commands
+
+    members = sweep.product(
+        ratios=sweep_commands.parse_ratios(args.ratios),
+        style_layer_sets=sweep_commands.parse_style_layer_sets(args.style_layer_sets),
+        content_layers=sweep_commands.parse_content_layers(args.content_layers),
+        inits=sweep_commands.parse_inits(args.inits),
+        tv_weights=sweep_commands.parse_tv_weights(args.tv_weights),
+    )
+    sweep_commands.run_sweep_command(
+        args.content, args.style, args.output, members=members, weights=args.weights,
+        size=config_lib.count(args.size, "--size", minimum=16),
+        iterations=config_lib.count(args.iterations, "--iterations"),
+        optimizer=args.optimizer,
+        lr=None if args.lr is None else config_lib.positive_finite(args.lr, "--lr"),
+        pooling=args.pooling, seed=config_lib.count(args.seed, "--seed"), mode=args.batch_mode,
+        batch_size=None if args.batch_size is None else config_lib.count(args.batch_size, "--batch-size", 1),
+        chunk=None if args.chunk is None else config_lib.count(args.chunk, "--chunk", 1),
+        quiet=args.quiet, log=say,
+    )
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Runs the CLI; returns the exit status."""
     from stylejax._src.errors import UserError
@@ -198,6 +247,8 @@ def main(argv: list[str] | None = None) -> int:
             return _transfer(args, say)
         if args.command == "weights":
             return _weights(args, say)
+        if args.command == "sweep":
+            return _sweep(args, say)
         return _demo(args, say)
     except UserError as error:
         if debug:
