@@ -147,3 +147,88 @@ def test_unknown_and_stylejax_formats(tmp_path):
         convert.detect_format(str(other))
     with pytest.raises(UserError, match="no such file"):
         convert.detect_format(str(tmp_path / "absent.pth"))
+
+
+def _np_block_two_oihw(x, state, prefixes):
+    """The reference for a state_dict: reads (out, in, kh, kw) weights as torch does."""
+
+    def conv_relu(a, weight, bias):
+        height, width, _ = a.shape
+        padded = np.pad(a, ((1, 1), (1, 1), (0, 0)))
+        out = np.zeros((height, width, weight.shape[0]))
+        for dy in range(3):
+            for dx in range(3):
+                out += padded[dy : dy + height, dx : dx + width, :] @ weight[:, :, dy, dx].T.astype(np.float64)
+        return np.maximum(out + bias, 0.0)
+
+    a = conv_relu(x, state[f"{prefixes[0]}.weight"], state[f"{prefixes[0]}.bias"])
+    a = conv_relu(a, state[f"{prefixes[1]}.weight"], state[f"{prefixes[1]}.bias"])
+    height, width = a.shape[0] // 2 * 2, a.shape[1] // 2 * 2
+    a = a[:height, :width].reshape(height // 2, 2, width // 2, 2, -1).mean(axis=(1, 3))
+    return conv_relu(a, state[f"{prefixes[2]}.weight"], state[f"{prefixes[2]}.bias"])
+
+
+TORCH_CASES = {
+    # file name -> (key layout, writer, expected convention)
+    "vgg19-dcbb9e9d.pth": ("features", "zip", TORCHVISION),  # torchvision
+    "vgg19-d01eb7cb.pth": ("features", "legacy", CAFFE),  # jcjohnson, an old (legacy) file
+    "vgg19-74e45263.pth": ("features", "zip", CAFFE),  # pystiche
+    "vgg_conv.pth": ("named", "zip", CAFFE),  # Gatys
+}
+
+
+@pytest.mark.parametrize("filename", list(TORCH_CASES))
+def test_torch_state_dicts(params, tmp_path, filename):
+    import torch_files
+
+    layout, writer, expected_convention = TORCH_CASES[filename]
+    state = vgg_files.torch_state_dict(params, layout=layout)
+    if filename == "vgg19-d01eb7cb.pth":  # the old classifier keys of jcjohnson's file
+        del state["classifier.0.weight"], state["classifier.0.bias"]
+        for index in (1, 4, 6):
+            state[f"classifier.{index}.weight"] = np.zeros((4, 4), np.float32)
+    source = tmp_path / filename
+    (torch_files.write_zip_checkpoint if writer == "zip" else torch_files.write_legacy_checkpoint)(source, state)
+    assert convert.detect_format(str(source)) == "torch"
+    out = tmp_path / "w.h5"
+    result, _ = convert.convert(str(source), str(out))
+    assert result.convention == expected_convention
+    assert all(key.startswith("classifier.") for key in result.dropped) and result.dropped
+    prefixes = ["features.0", "features.2", "features.5"] if layout == "features" else list(LAYERS)
+    if expected_convention == CAFFE:
+        network_input = _caffe_input(PICTURE)
+    else:
+        network_input = (PICTURE.astype(np.float64) - np.array(TORCHVISION.mean)) / np.array(TORCHVISION.std)
+    loaded = weights_file.load_weights(out)
+    ours = vgg.features({n: {k: jnp.asarray(v) for k, v in loaded.params[n].items()} for n in LAYERS},
+                        jnp.asarray(loaded.convention.to_network(PICTURE)), ("conv2_1",))["conv2_1"]
+    expected = _np_block_two_oihw(network_input, state, prefixes)
+    np.testing.assert_allclose(np.asarray(ours), expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max())
+    np.testing.assert_array_equal(loaded.params["conv5_4"]["kernel"], params["conv5_4"]["kernel"])
+
+
+def test_torchvision_layout_of_unknown_origin_needs_a_convention(params, tmp_path):
+    import torch_files
+
+    source = tmp_path / "my_vgg.pth"
+    torch_files.write_zip_checkpoint(source, vgg_files.torch_state_dict(params))
+    with pytest.raises(UserError, match="--convention"):
+        convert.convert(str(source), str(tmp_path / "w.h5"))
+    result, _ = convert.convert(str(source), str(tmp_path / "w.h5"), convention="caffe")
+    assert result.convention == CAFFE
+
+
+def test_vgg16_and_resnet_state_dicts_are_refused(params, tmp_path):
+    import torch_files
+
+    vgg16 = {f"features.{i}.weight": np.zeros((4, 4, 3, 3), np.float32) for i in (0, 2, 5, 7, 10, 12, 14, 17)}
+    resnet = {"conv1.weight": np.zeros((64, 3, 7, 7), np.float32), "bn1.weight": np.ones(64, np.float32),
+              "layer1.0.conv1.weight": np.zeros((64, 64, 3, 3), np.float32)}
+    for name, state, expected in (("vgg16.pth", vgg16, "features.17.weight"), ("resnet.pth", resnet, "conv1.weight")):
+        source = tmp_path / name
+        torch_files.write_zip_checkpoint(source, state)
+        out = tmp_path / f"{name}.h5"
+        with pytest.raises(UserError, match="not a VGG19 conv stack") as raised:
+            convert.convert(str(source), str(out))
+        assert expected in str(raised.value) and "missing" in str(raised.value)
+        assert not out.exists()

@@ -1,161 +1,543 @@
-"""Reading every image mode, rejecting what cannot be used, resizing, writing atomically."""
+"""Image reading (errors and mode conversions), geometry, PNG output, sample pictures."""
 
-import io
 import json
 import os
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageFile
 
-from stylejax._src import atomic, images
+from stylejax._src import images
 from stylejax._src.errors import UserError
 
-EIGHT_BIT = 0.5 / 255 + 1e-6  # one rounding step of an 8-bit file
+LEVEL = 1.0 / 255.0  # one 8-bit step
+EPS = 1e-6
 
 
-def _save(tmp_path, name, image, **kwargs):
-    path = tmp_path / name
-    image.save(path, **kwargs)
-    return str(path)
+def _assert_colour(region, rgb, atol):
+    """Every pixel of ``region`` is within ``atol`` of the colour ``rgb``."""
+    region = np.asarray(region)
+    np.testing.assert_allclose(
+        region, np.broadcast_to(np.asarray(rgb, float), region.shape), atol=atol
+    )
 
 
-def test_rgb_round_trip(tmp_path):
-    pixels = np.random.default_rng(0).integers(0, 256, (20, 30, 3), dtype=np.uint8)
-    loaded = images.load_image(_save(tmp_path, "a.png", Image.fromarray(pixels)))
-    assert loaded.shape == (20, 30, 3) and loaded.dtype == np.float32
-    np.testing.assert_allclose(loaded, pixels / 255.0, atol=1e-6)
+def _rgb(image):
+    """Asserts the load_image contract (float32, (H, W, 3), [0, 1]) and returns the array."""
+    assert image.dtype == np.float32
+    assert image.ndim == 3
+    assert image.shape[2] == 3
+    assert float(image.min()) >= 0.0
+    assert float(image.max()) <= 1.0
+    return image
 
 
-@pytest.mark.parametrize("mode", ["L", "1"])
-def test_greyscale_becomes_three_equal_channels(tmp_path, mode):
-    grey = Image.fromarray(np.tile(np.arange(0, 240, 10, dtype=np.uint8), (20, 1))).convert(mode)
-    loaded = images.load_image(_save(tmp_path, "g.png", grey))
-    assert loaded.shape == (20, 24, 3)
-    np.testing.assert_array_equal(loaded[..., 0], loaded[..., 2])
+def _gradient(height=24, width=32):
+    y, x = np.mgrid[0:height, 0:width]
+    return np.stack([x * 255 // (width - 1), y * 255 // (height - 1), (x + y) % 256], -1).astype(
+        np.uint8
+    )
 
 
-def test_palette_with_transparency_goes_over_white(tmp_path):
-    palette = Image.new("P", (20, 20), 0)
-    palette.putpalette([255, 0, 0, 0, 0, 255] + [0] * 762)
-    palette.paste(1, (0, 0, 10, 20))
-    path = _save(tmp_path, "p.png", palette, transparency=1)
-    loaded = images.load_image(path)
-    np.testing.assert_allclose(loaded[0, 0], [1.0, 1.0, 1.0], atol=EIGHT_BIT)  # transparent: white
-    np.testing.assert_allclose(loaded[0, 15], [1.0, 0.0, 0.0], atol=EIGHT_BIT)
+# --------------------------------------------------------------------------- errors
 
 
-def test_half_transparent_rgba_and_la_are_composited_over_white(tmp_path):
-    rgba = Image.new("RGBA", (16, 16), (0, 0, 0, 128))
-    np.testing.assert_allclose(images.load_image(_save(tmp_path, "a.png", rgba))[3, 3], [127 / 255] * 3, atol=2e-3)
-    la = Image.new("LA", (16, 16), (0, 0))
-    np.testing.assert_allclose(images.load_image(_save(tmp_path, "la.png", la))[3, 3], [1.0] * 3, atol=1e-6)
+def test_missing_file(tmp_path):
+    path = str(tmp_path / "nope.jpg")
+    with pytest.raises(UserError, match="no such file") as info:
+        images.load_image(path)
+    assert path in str(info.value)
 
 
-def test_cmyk_is_converted(tmp_path):
-    cmyk = Image.new("CMYK", (16, 16), (0, 255, 255, 0))  # pure red in CMYK
-    loaded = images.load_image(_save(tmp_path, "c.jpg", cmyk, quality=100))
-    np.testing.assert_allclose(loaded[8, 8], [1.0, 0.0, 0.0], atol=0.02)
-
-
-def test_sixteen_bit_greyscale_keeps_its_range(tmp_path):
-    values = np.full((16, 16), 65535, np.uint16)
-    values[:, 8:] = 32768
-    image = Image.fromarray(values)  # uint16 -> mode I;16
-    loaded = images.load_image(_save(tmp_path, "d.png", image))
-    np.testing.assert_allclose(loaded[0, 0], [1.0] * 3, atol=1e-6)
-    np.testing.assert_allclose(loaded[0, 12], [32768 / 65535] * 3, atol=1e-6)
-
-
-def test_exif_orientation_is_applied(tmp_path):
-    pixels = np.zeros((20, 40, 3), np.uint8)
-    pixels[:4, :4] = 255  # a white mark in the top-left corner
-    exif = Image.Exif()
-    exif[0x0112] = 6  # "rotate 90 CW to view"
-    path = _save(tmp_path, "r.jpg", Image.fromarray(pixels), exif=exif, quality=95)
-    loaded = images.load_image(path)
-    assert loaded.shape == (40, 20, 3)
-    assert loaded[:4, -4:].mean() > 0.9  # the mark is now top-right
-    assert loaded[-4:, :4].mean() < 0.1
-
-
-def test_missing_folder_text_truncated_and_tiny_files_are_user_errors(tmp_path):
-    with pytest.raises(UserError, match="no such file"):
-        images.load_image(tmp_path / "nothing.png")
-    with pytest.raises(UserError, match="folder"):
+def test_directory(tmp_path):
+    with pytest.raises(UserError, match="folder") as info:
         images.load_image(tmp_path)
-    text = tmp_path / "t.png"
-    text.write_text("hello")
-    with pytest.raises(UserError, match="not an image"):
-        images.load_image(text)
-    buffer = io.BytesIO()
-    Image.fromarray(np.random.default_rng(1).integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(buffer, "JPEG")
-    cut = tmp_path / "cut.jpg"
-    cut.write_bytes(buffer.getvalue()[:800])
-    with pytest.raises(UserError, match="truncated"):
-        images.load_image(cut)
-    tiny = _save(tmp_path, "tiny.png", Image.new("RGB", (40, 15)))
-    with pytest.raises(UserError, match=r"40x15 px.*at least 16 px"):
-        images.load_image(tiny)
+    assert str(tmp_path) in str(info.value)
 
 
-def test_output_shape_keeps_the_aspect_ratio():
-    assert images.output_shape(768, 1024, 512) == (384, 512)
-    assert images.output_shape(1528, 1200, 512) == (512, 402)  # The Scream: 402.09 -> 402
-    assert images.output_shape(883, 1280, 64) == (44, 64)  # 44.15
-    with pytest.raises(UserError, match="too small"):
-        images.output_shape(100, 1000, 64)
+def test_text_file_with_png_suffix(tmp_path):
+    path = tmp_path / "notes.png"
+    path.write_text("this is not a picture\n")
+    with pytest.raises(UserError, match="not an image") as info:
+        images.load_image(path)
+    assert str(path) in str(info.value)
+    assert "\n" not in str(info.value)
 
 
-def test_resize_shape_range_and_mean():
-    image = np.random.default_rng(2).uniform(size=(30, 40, 3)).astype(np.float32)
-    small = images.resize(image, (15, 20))
-    assert small.shape == (15, 20, 3) and small.dtype == np.float32
-    assert small.min() >= 0.0 and small.max() <= 1.0
-    np.testing.assert_allclose(small.mean(), image.mean(), atol=0.01)
-    flat = np.full((30, 40, 3), 0.3, np.float32)
-    np.testing.assert_allclose(images.resize(flat, (17, 23)), 0.3, atol=1e-5)
+@pytest.mark.parametrize("flag", [False, True])
+def test_truncated_jpeg(tmp_path, monkeypatch, flag):
+    full = tmp_path / "full.jpg"
+    Image.fromarray(_gradient(64, 64)).save(full, quality=95)
+    data = full.read_bytes()
+    path = tmp_path / "cut.jpg"
+    path.write_bytes(data[: len(data) // 2])
+    # Even when other code turned on Pillow's lenient global flag, truncation fails...
+    monkeypatch.setattr(ImageFile, "LOAD_TRUNCATED_IMAGES", flag)
+    with pytest.raises(UserError, match="truncated") as info:
+        images.load_image(path)
+    assert str(path) in str(info.value)
+    # ...and the flag is left as it was found.
+    assert ImageFile.LOAD_TRUNCATED_IMAGES is flag
 
 
-def test_check_output_path(tmp_path):
-    images.check_output_path(tmp_path / "fine.png")
-    assert list(tmp_path.iterdir()) == []  # the write probe leaves nothing
-    with pytest.raises(UserError, match="does not exist"):
-        images.check_output_path(tmp_path / "no" / "x.png")
-    with pytest.raises(UserError, match="is a folder"):
-        images.check_output_path(tmp_path)
-    with pytest.raises(UserError, match="cannot create files"):
-        images.check_output_path("/proc/x.png")  # root cannot create files in /proc
-    (tmp_path / "file").write_text("")
-    with pytest.raises(UserError, match="not a folder"):
-        images.check_output_path(tmp_path / "file" / "x.png")
+@pytest.mark.parametrize("size", [(15, 40), (40, 15), (8, 8)])
+def test_too_small(tmp_path, size):
+    width, height = size
+    path = tmp_path / "tiny.png"
+    Image.new("RGB", (width, height), (10, 20, 30)).save(path)
+    with pytest.raises(UserError, match="too small") as info:
+        images.load_image(path)
+    message = str(info.value)
+    assert str(path) in message
+    assert "16 px" in message
+    assert "halves the image four times" in message
+    assert f"{width}x{height}" in message
 
 
-def test_png_metadata_round_trip(tmp_path):
-    path = tmp_path / "m.png"
-    metadata = {"stylejax:config": json.dumps({"content": "Tübingen.jpg"}, ensure_ascii=False), "k": "v"}
-    images.save_png(path, np.full((16, 16, 3), 2.0, np.float32), metadata)  # clipped to 1
-    assert images.read_png_metadata(path) == metadata
+def test_smallest_allowed(tmp_path):
+    path = tmp_path / "ok.png"
+    Image.new("RGB", (16, 16), (255, 0, 0)).save(path)
+    image = _rgb(images.load_image(path))
+    assert image.shape == (16, 16, 3)
+
+
+# --------------------------------------------------------------------------- conversions
+
+
+def test_rgb_png_exact(tmp_path):
+    pixels = _gradient()
+    path = tmp_path / "rgb.png"
+    Image.fromarray(pixels).save(path)
+    image = _rgb(images.load_image(path))
+    assert image.shape == (24, 32, 3)
+    np.testing.assert_allclose(image, pixels / 255.0, atol=EPS)
+
+
+def test_greyscale_l(tmp_path):
+    path = tmp_path / "grey.png"
+    Image.new("L", (20, 18), 128).save(path)
+    image = _rgb(images.load_image(path))
+    assert image.shape == (18, 20, 3)
+    np.testing.assert_allclose(image, 128 / 255.0, atol=EPS)
+
+
+def test_greyscale_la_over_white(tmp_path):
+    pixels = np.zeros((16, 20, 2), np.uint8)
+    pixels[:, :10, 1] = 255  # left half opaque black, right half fully transparent
+    path = tmp_path / "la.png"
+    Image.frombytes("LA", (20, 16), pixels.tobytes()).save(path)
+    image = _rgb(images.load_image(path))
+    np.testing.assert_allclose(image[:, :10], 0.0, atol=EPS)
+    np.testing.assert_allclose(image[:, 10:], 1.0, atol=EPS)
+
+
+def test_bilevel(tmp_path):
+    pixels = np.zeros((16, 16), bool)
+    pixels[:, 8:] = True
+    path = tmp_path / "bits.png"
+    Image.fromarray(pixels).convert("1").save(path)
+    with Image.open(path) as check:
+        assert check.mode == "1"
+    image = _rgb(images.load_image(path))
+    np.testing.assert_allclose(image[:, :8], 0.0, atol=EPS)
+    np.testing.assert_allclose(image[:, 8:], 1.0, atol=EPS)
+
+
+def test_palette_with_transparency(tmp_path):
+    indices = np.zeros((16, 20), np.uint8)
+    indices[:, 10:] = 1
+    palette_image = Image.frombytes("P", (20, 16), indices.tobytes())
+    palette_image.putpalette([255, 0, 0, 0, 0, 255] + [0] * (256 * 3 - 6))
+    path = tmp_path / "palette.png"
+    palette_image.save(path, transparency=1)  # index 1 (blue) is fully transparent
+    with Image.open(path) as check:
+        assert check.mode == "P"
+        assert "transparency" in check.info
+    image = _rgb(images.load_image(path))
+    _assert_colour(image[:, :10], [1.0, 0.0, 0.0], atol=EPS)
+    np.testing.assert_allclose(image[:, 10:], 1.0, atol=EPS)
+
+
+def test_palette_without_transparency(tmp_path):
+    path = tmp_path / "palette.gif"
+    Image.new("P", (16, 16), 0).save(path)
+    image = _rgb(images.load_image(path))
+    assert image.shape == (16, 16, 3)
+
+
+def test_rgba_half_transparent_over_white(tmp_path):
+    path = tmp_path / "rgba.png"
+    Image.new("RGBA", (16, 16), (255, 0, 0, 128)).save(path)
+    image = _rgb(images.load_image(path))
+    alpha = 128 / 255.0
+    _assert_colour(image, [1.0, 1.0 - alpha, 1.0 - alpha], atol=EPS)
+
+
+def test_cmyk(tmp_path):
+    path = tmp_path / "cmyk.tif"
+    Image.new("CMYK", (16, 16), (255, 0, 0, 0)).save(path)  # pure cyan
+    with Image.open(path) as check:
+        assert check.mode == "CMYK"
+    image = _rgb(images.load_image(path))
+    _assert_colour(image, [0.0, 1.0, 1.0], atol=EPS)
+
+
+def test_sixteen_bit_png_uses_full_range(tmp_path):
+    pixels = np.zeros((16, 16), np.uint16)
+    pixels[:8] = 65535
+    pixels[8:] = 32768
+    path = tmp_path / "deep.png"
+    Image.fromarray(pixels).save(path)
+    with Image.open(path) as check:
+        assert check.mode.startswith("I")
+    image = _rgb(images.load_image(path))
+    np.testing.assert_allclose(image[:8], 1.0, atol=EPS)
+    np.testing.assert_allclose(image[8:], 32768 / 65535.0, atol=EPS)
+    assert abs(float(image[8, 0, 0]) - 0.5) < 1e-4
+
+
+@pytest.mark.parametrize("mode", ["I;16", "I;16B", "I;16L", "I"])
+def test_sixteen_bit_modes_in_memory(mode):
+    base = Image.fromarray(np.array([[0, 32768, 65535]], np.int32))  # mode "I"
+    image = base if mode == "I" else base.convert(mode)
+    assert image.mode == mode
+    rgb = images._to_rgb01(image)
+    assert rgb.dtype == np.float32
+    np.testing.assert_allclose(rgb[0, :, 0], [0.0, 32768 / 65535.0, 1.0], atol=EPS)
+    np.testing.assert_allclose(rgb[..., 0], rgb[..., 2], atol=0.0)
+
+
+def test_float_tiff(tmp_path):
+    path = tmp_path / "float.tif"
+    Image.fromarray(np.full((16, 16), 0.25, np.float32)).save(path)
+    with Image.open(path) as check:
+        assert check.mode == "F"
+    image = _rgb(images.load_image(path))
+    np.testing.assert_allclose(image, 0.25, atol=EPS)
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        ([0.0, 0.5, 1.0], [0.0, 0.5, 1.0]),  # already [0, 1]
+        ([0.0, 127.5, 255.0], [0.0, 0.5, 1.0]),  # 8-bit range
+        ([0.0, 32767.5, 65535.0], [0.0, 0.5, 1.0]),  # 16-bit range
+        ([-1.0, 0.5, 1.0], [0.0, 0.5, 1.0]),  # negatives clipped
+    ],
+)
+def test_float_mode_scaling(values, expected):
+    rgb = images._to_rgb01(Image.fromarray(np.array([values], np.float32)))
+    np.testing.assert_allclose(rgb[0, :, 1], expected, atol=EPS)
+
+
+@pytest.mark.parametrize(
+    ("mode", "value", "expected"),
+    [
+        ("YCbCr", (255, 128, 128), (1.0, 1.0, 1.0)),
+        ("YCbCr", (0, 128, 128), (0.0, 0.0, 0.0)),
+        ("HSV", (0, 255, 255), (1.0, 0.0, 0.0)),
+        ("HSV", (0, 0, 255), (1.0, 1.0, 1.0)),
+        ("LAB", (255, 128, 128), (1.0, 1.0, 1.0)),
+        ("LAB", (0, 128, 128), (0.0, 0.0, 0.0)),
+    ],
+)
+def test_other_modes_via_pillow(mode, value, expected):
+    rgb = images._to_rgb01(Image.new(mode, (4, 4), value))
+    assert rgb.dtype == np.float32
+    assert rgb.shape == (4, 4, 3)
+    np.testing.assert_allclose(rgb[0, 0], expected, atol=3 * LEVEL)
+
+
+def test_lab_tiff(tmp_path):
+    path = tmp_path / "lab.tif"
+    Image.new("LAB", (16, 16), (255, 128, 128)).save(path)
+    image = _rgb(images.load_image(path))
+    np.testing.assert_allclose(image, 1.0, atol=3 * LEVEL)
+
+
+def test_exif_orientation_applied(tmp_path):
+    # Stored 40 wide x 20 tall, red block in the stored top-left corner, rest blue.
+    pixels = np.zeros((20, 40, 3), np.uint8)
+    pixels[..., 2] = 255
+    pixels[:8, :8] = (255, 0, 0)
+    stored = Image.fromarray(pixels)
+    exif = stored.getexif()
+    exif[0x0112] = 6  # "rotate 90 degrees clockwise to display"
+    path = tmp_path / "phone.jpg"
+    stored.save(path, quality=95, exif=exif)
+    image = _rgb(images.load_image(path))
+    assert image.shape == (40, 20, 3)  # now portrait
+    # Turning clockwise carries the top-left corner to the top-right.
+    top_right = image[1:7, -7:-1]
+    top_left = image[1:7, 1:7]
+    np.testing.assert_allclose(top_right.mean(axis=(0, 1)), [1.0, 0.0, 0.0], atol=0.1)
+    np.testing.assert_allclose(top_left.mean(axis=(0, 1)), [0.0, 0.0, 1.0], atol=0.1)
+
+
+# --------------------------------------------------------------------------- geometry
+
+
+@pytest.mark.parametrize(
+    ("height", "width", "side", "expected"),
+    [
+        (300, 400, 512, (384, 512)),
+        (400, 300, 512, (512, 384)),
+        (100, 100, 64, (64, 64)),
+        (7, 3, 100, (100, 43)),  # 42.857 -> 43
+        (64, 33, 32, (32, 17)),  # 16.5 -> 17: halves round up
+        (1000, 1499, 100, (67, 100)),  # 66.71 -> 67
+        (16, 16, 16, (16, 16)),
+    ],
+)
+def test_output_shape(height, width, side, expected):
+    assert images.output_shape(height, width, side) == expected
+
+
+def test_output_shape_too_small():
+    with pytest.raises(UserError, match="too small") as info:
+        images.output_shape(100, 1000, 100)
+    message = str(info.value)
+    assert "100" in message
+    assert "10x100" in message
+    assert "16 px" in message
+    assert "halves the image four times" in message
+
+
+def test_output_shape_side_below_minimum():
+    with pytest.raises(UserError, match="15"):
+        images.output_shape(100, 100, 15)
+
+
+@pytest.mark.parametrize("shape", [(12, 20), (48, 64), (30, 17)])
+def test_resize_shape_and_range(shape):
+    source = np.random.default_rng(0).random((24, 32, 3), dtype=np.float32)
+    result = images.resize(source, shape)
+    assert result.shape == (*shape, 3)
+    assert result.dtype == np.float32
+    assert float(result.min()) >= 0.0
+    assert float(result.max()) <= 1.0
+
+
+def test_resize_keeps_constants_and_float_precision():
+    source = np.full((20, 30, 3), 0.3017, np.float32)
+    result = images.resize(source, (41, 13))
+    # No 8-bit detour: 0.3017 is not a multiple of 1/255 and survives far better than that.
+    np.testing.assert_allclose(result, 0.3017, atol=1e-5)
+
+
+def test_resize_same_shape_copies():
+    source = np.random.default_rng(1).random((16, 16, 3), dtype=np.float32)
+    result = images.resize(source, (16, 16))
+    np.testing.assert_array_equal(result, source)
+    assert result is not source
+
+
+def test_resize_preserves_mean_of_smooth_image():
+    y, x = np.mgrid[0:64, 0:64] / 63.0
+    source = np.stack([x, y, 0.5 * (x + y)], -1).astype(np.float32)
+    result = images.resize(source, (16, 16))
+    np.testing.assert_allclose(result.mean(axis=(0, 1)), source.mean(axis=(0, 1)), atol=0.01)
+    assert result[0, 0, 0] < 0.1
+    assert result[0, -1, 0] > 0.9
+
+
+# --------------------------------------------------------------------------- writing
+
+
+def test_check_output_path_ok_creates_nothing(tmp_path):
+    before = sorted(os.listdir(tmp_path))
+    images.check_output_path(tmp_path / "out.png")
+    images.check_output_path(str(tmp_path / "out.png"), what="loss plot")
+    assert sorted(os.listdir(tmp_path)) == before
+
+
+def test_check_output_path_existing_file_ok(tmp_path):
+    path = tmp_path / "out.png"
+    path.write_bytes(b"old")
+    images.check_output_path(path)
+    assert path.read_bytes() == b"old"
+
+
+def test_check_output_path_missing_folder(tmp_path):
+    path = str(tmp_path / "missing" / "out.png")
+    with pytest.raises(UserError, match="does not exist") as info:
+        images.check_output_path(path)
+    assert path in str(info.value)
+    assert not (tmp_path / "missing").exists()
+
+
+def test_check_output_path_parent_is_file(tmp_path):
+    (tmp_path / "file").write_text("x")
+    path = str(tmp_path / "file" / "out.png")
+    with pytest.raises(UserError, match="not a folder") as info:
+        images.check_output_path(path)
+    assert path in str(info.value)
+
+
+def test_check_output_path_is_folder(tmp_path):
+    with pytest.raises(UserError, match="is a folder") as info:
+        images.check_output_path(tmp_path, what="loss plot")
+    assert str(tmp_path) in str(info.value)
+    assert "loss plot" in str(info.value)
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="needs /proc (Linux)")
+def test_check_output_path_unwritable_folder():
+    # Even root cannot create files in /proc, and os.access would say it can.
+    with pytest.raises(UserError, match="cannot create files") as info:
+        images.check_output_path("/proc/x.png")
+    assert "/proc/x.png" in str(info.value)
+
+
+def test_save_png_round_trip_with_metadata(tmp_path):
+    rng = np.random.default_rng(2)
+    source = rng.random((20, 24, 3), dtype=np.float32)
+    metadata = {
+        "stylejax": json.dumps({"content": "Tübingen Neckarfront.jpg", "style": "星月夜"}),
+        "Comment": "plain ASCII",
+        "Titel": "Straße café ñ",
+    }
+    path = tmp_path / "out.png"
+    images.save_png(path, source, metadata)
+    assert sorted(os.listdir(tmp_path)) == ["out.png"]
+    loaded = images.load_image(path)
+    np.testing.assert_allclose(loaded, source, atol=0.5 * LEVEL + EPS)
+    read = images.read_png_metadata(path)
+    assert read == metadata
+    assert json.loads(read["stylejax"])["style"] == "星月夜"
+
+
+def test_save_png_clips_and_rounds(tmp_path):
+    source = np.zeros((16, 16, 3), np.float32)
+    source[:, :4] = -0.5
+    source[:, 4:8] = 1.7
+    source[:, 8:12] = 0.5 / 255.0 + 1e-4  # rounds up to level 1
+    source[:, 12:] = np.nan
+    path = tmp_path / "clip.png"
+    images.save_png(path, source)
     with Image.open(path) as image:
-        assert np.asarray(image).min() == 255
+        assert image.mode == "RGB"
+        pixels = np.asarray(image)
+    assert (pixels[:, :4] == 0).all()
+    assert (pixels[:, 4:8] == 255).all()
+    assert (pixels[:, 8:12] == 1).all()
+    assert (pixels[:, 12:] == 0).all()
+    assert images.read_png_metadata(path) == {}
 
 
-def test_white_noise_is_seeded():
-    a, b, c = images.white_noise(1, (8, 9)), images.white_noise(1, (8, 9)), images.white_noise(2, (8, 9))
-    np.testing.assert_array_equal(a, b)
+def test_save_png_failure_keeps_existing_file(tmp_path, monkeypatch):
+    path = tmp_path / "out.png"
+    path.write_bytes(b"previous result")
+    written = []
+
+    def failing_save(self, fp, *args, **kwargs):
+        with open(fp, "wb") as f:  # half a file, then the disk fills up
+            f.write(b"\x89PNG half")
+        written.append(fp)
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Image.Image, "save", failing_save)
+    with pytest.raises(OSError, match="No space"):
+        images.save_png(path, np.zeros((16, 16, 3), np.float32), {"k": "v"})
+    assert len(written) == 1
+    assert os.path.basename(written[0]).startswith(".out.png.tmp-")
+    assert path.read_bytes() == b"previous result"
+    assert sorted(os.listdir(tmp_path)) == ["out.png"]
+
+
+@pytest.mark.parametrize(
+    ("metadata", "error"),
+    [
+        ({"k" * 80: "v"}, ValueError),
+        ({"": "v"}, ValueError),
+        ({"名前": "v"}, ValueError),
+        ({"k": 5}, TypeError),
+    ],
+)
+def test_save_png_rejects_bad_metadata_before_writing(tmp_path, metadata, error):
+    path = tmp_path / "out.png"
+    path.write_bytes(b"previous result")
+    with pytest.raises(error):
+        images.save_png(path, np.zeros((16, 16, 3), np.float32), metadata)
+    assert path.read_bytes() == b"previous result"
+    assert sorted(os.listdir(tmp_path)) == ["out.png"]
+
+
+def test_save_png_rejects_wrong_shape(tmp_path):
+    with pytest.raises(ValueError, match="shape"):
+        images.save_png(tmp_path / "x.png", np.zeros((16, 16), np.float32))
+    assert os.listdir(tmp_path) == []
+
+
+def test_read_png_metadata_errors(tmp_path):
+    missing = str(tmp_path / "missing.png")
+    with pytest.raises(UserError, match="no such file") as info:
+        images.read_png_metadata(missing)
+    assert missing in str(info.value)
+    jpeg = tmp_path / "photo.jpg"
+    Image.new("RGB", (16, 16)).save(jpeg)
+    with pytest.raises(UserError, match="not a PNG") as info:
+        images.read_png_metadata(jpeg)
+    assert str(jpeg) in str(info.value)
+
+
+# --------------------------------------------------------------------------- synthesis
+
+
+def _neighbour_correlation(image):
+    horizontal = np.corrcoef(image[:, :-1].ravel(), image[:, 1:].ravel())[0, 1]
+    vertical = np.corrcoef(image[:-1].ravel(), image[1:].ravel())[0, 1]
+    return min(horizontal, vertical)
+
+
+def test_sample_images_shape_and_range():
+    content, style = images.sample_images()
+    for image in (content, style):
+        _rgb(image)
+        assert image.shape == (96, 128, 3)
+    content, style = images.sample_images(100)
+    assert content.shape == (75, 100, 3)
+    assert style.shape == (75, 100, 3)
+
+
+def test_sample_images_deterministic():
+    first = images.sample_images(64)
+    second = images.sample_images(64)
+    for a, b in zip(first, second, strict=True):
+        assert a.tobytes() == b.tobytes()
+
+
+def test_sample_images_look_like_pictures():
+    content, style = images.sample_images(128)
+    for image in (content, style):
+        assert float(image.std()) > 0.1  # not flat
+        assert _neighbour_correlation(image) > 0.8  # not noise
+        assert float(np.ptp(image)) > 0.7  # real highlights and shadows
+    assert float(np.abs(content - style).mean()) > 0.1  # two different pictures
+    # The style is colourful: strongly saturated pixels are common.
+    saturation = style.max(axis=-1) - style.min(axis=-1)
+    assert float((saturation > 0.3).mean()) > 0.4
+    assert float(saturation.mean()) > float((content.max(axis=-1) - content.min(axis=-1)).mean())
+    # The content's sky is above its (greener) ground.
+    assert content[:10, :, 2].mean() > content[:10, :, 1].mean()
+    assert content[-10:, :, 1].mean() > content[-10:, :, 2].mean()
+
+
+def test_sample_images_too_small():
+    with pytest.raises(UserError, match="16 px"):
+        images.sample_images(20)
+    images.sample_images(22)  # 16 x 22, the smallest allowed
+
+
+def test_white_noise():
+    a = images.white_noise(0, (30, 40))
+    b = images.white_noise(0, (30, 40))
+    c = images.white_noise(1, (30, 40))
+    assert a.shape == (30, 40, 3)
+    assert a.dtype == np.float32
+    assert a.tobytes() == b.tobytes()
     assert not np.array_equal(a, c)
-    assert a.shape == (8, 9, 3) and a.min() >= 0.0 and a.max() < 1.0
-
-
-def test_atomic_path_leaves_nothing_on_failure_and_keeps_the_old_file(tmp_path):
-    target = tmp_path / "out.json"
-    target.write_text("old")
-    with pytest.raises(RuntimeError), atomic.atomic_path(target) as temporary:
-        assert temporary.endswith(".json") and os.path.dirname(temporary) == str(tmp_path)
-        with open(temporary, "w") as handle:
-            handle.write("half")
-        raise RuntimeError("crash while writing")
-    assert target.read_text() == "old"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.json"]
-    atomic.atomic_write_json(target, {"loss": float("nan"), "ok": [1.0, float("inf")]})
-    assert json.loads(target.read_text()) == {"loss": None, "ok": [1.0, None]}
+    assert float(a.min()) >= 0.0
+    assert float(a.max()) < 1.0
+    assert abs(float(a.mean()) - 0.5) < 0.03
+    assert abs(_neighbour_correlation(a)) < 0.1

@@ -135,7 +135,6 @@ def test_real_files_hold_what_the_tests_claim():
 def test_fabricated_zip_pickle_is_byte_identical_to_torchs():
     with zipfile.ZipFile(REAL_ZIP) as z:
         real = z.read("torch_zip_small/data.pkl")
-        real_storages = {n: z.read(n) for n in z.namelist() if "/data/" in n}
     assert torch_files.data_pickle(_small_state_dict()) == real
 
 
@@ -160,7 +159,9 @@ def test_fabricated_legacy_file_matches_torchs_structure(tmp_path):
     assert real_keys == sorted(real_keys) and fab_keys == sorted(fab_keys)
 
     def first_use(ops):
-        return list(dict.fromkeys(a for n, a in ops if n == "BINUNICODE" and a in real_keys + fab_keys))
+        return list(
+            dict.fromkeys(a for n, a in ops if n == "BINUNICODE" and a in real_keys + fab_keys)
+        )
 
     real_ops, fab_ops = _ops(real[3]), _ops(fab[3])
     assert _normalise_keys(real_ops, first_use(real_ops)) == _normalise_keys(
@@ -211,12 +212,12 @@ def test_strided_views_and_offsets_into_one_storage(tmp_path, fmt):
         "row": base[1],  # offset 4
         "cols": base[:, 1::2],  # offset 1, stride (4, 2)
         "corner": base[1:, 2:],  # offset 6
-        "scalar": base[2, 3],  # 0-d view, offset 11
+        "scalar": base[2:, 3:].reshape(()),  # 0-d view, offset 11
+        "expanded": np.broadcast_to(base[0, :1], (2, 3)),  # stride (0, 0)
     }
-    sd["scalar"] = base[2:, 3:].reshape(())
     path = tmp_path / "views.pth"
     WRITERS[fmt](path, sd)
-    expected = {k: np.ascontiguousarray(v) for k, v in sd.items()}
+    expected = {k: np.array(v, order="C") for k, v in sd.items()}
     _assert_same(read_state_dict(path), expected)
     if fmt == "zip":  # one storage, stored once
         with zipfile.ZipFile(path) as z:
@@ -258,8 +259,19 @@ def test_big_endian_zip(tmp_path):
     path = tmp_path / "big.pth"
     torch_files.write_zip_checkpoint(path, sd, byteorder="big")
     got = read_state_dict(path)
-    _assert_same(got, {k: np.ascontiguousarray(v) for k, v in sd.items()})
+    _assert_same(got, {k: np.array(v, order="C") for k, v in sd.items()})
     assert all(v.dtype.isnative for v in got.values())
+
+
+def test_pytorch_03_legacy_tensor_reduction(tmp_path):
+    rng = np.random.default_rng(6)
+    base = rng.standard_normal((4, 3)).astype(np.float32)
+    sd = {"features.0.weight": base, "features.0.bias": base[1], "classifier.t": base.T}
+    path = tmp_path / "vgg19-dcbb9e9d.pth"
+    torch_files.write_legacy_checkpoint(path, sd, torch03=True)
+    ops = _ops(_legacy_pickles(str(path))[3])
+    assert ("GLOBAL", "torch._utils _rebuild_tensor") in ops
+    _assert_same(read_state_dict(path), {k: np.array(v, order="C") for k, v in sd.items()})
 
 
 @pytest.mark.parametrize("archive_name", ["archive", "vgg19", "vgg19-dcbb9e9d"])
@@ -335,11 +347,12 @@ def test_reader_never_uses_default_unpickler_or_torch(tmp_path, monkeypatch):
 
     monkeypatch.setattr(pickle, "load", forbidden)
     monkeypatch.setattr(pickle, "loads", forbidden)
+    monkeypatch.setitem(sys.modules, "torch", None)  # any `import torch` now fails
     path = tmp_path / "plain.pth"
     torch_files.write_legacy_checkpoint(path, {"w": np.ones(2, dtype=np.float32)})
     read_state_dict(path)
     read_state_dict(REAL_ZIP)
-    assert "torch" not in sys.modules
+    read_state_dict(REAL_LEGACY)
     with open(torch_pickle.__file__, encoding="utf-8") as f:
         source = f.read()
     assert "import torch" not in source
@@ -399,7 +412,7 @@ def test_malicious_legacy_stream_is_refused_and_nothing_runs(tmp_path):
         for x in (torch_pickle.LEGACY_MAGIC, torch_pickle.LEGACY_PROTOCOL, {"little_endian": True})
     )
     path.write_bytes(header + _eval_payload(marker))
-    with pytest.raises(UserError, match="GLOBAL builtins.eval"):
+    with pytest.raises(UserError, match=r"GLOBAL builtins\.eval"):
         read_state_dict(path)
     assert not marker.exists()
 
@@ -408,7 +421,7 @@ def test_malicious_first_pickle_is_refused(tmp_path):
     marker = tmp_path / "pwned"
     path = tmp_path / "evil_first.pth"
     path.write_bytes(_os_system_payload(marker))
-    with pytest.raises(UserError, match="GLOBAL os.system"):
+    with pytest.raises(UserError, match=r"GLOBAL os\.system"):
         read_state_dict(path)
     assert not marker.exists()
 
@@ -429,6 +442,15 @@ def test_dotted_stack_global_is_refused(tmp_path):
         read_state_dict(path)
 
 
+def test_whole_pickled_model_is_refused_with_advice(tmp_path):
+    # torch.save(model) pickles the module class: GLOBAL 'torch.nn.modules.conv Conv2d'.
+    payload = b"\x80\x02ctorch.nn.modules.conv\nConv2d\n)\x81."
+    path = tmp_path / "model.pth"
+    torch_files.write_zip_checkpoint(path, {"w": np.ones(1, dtype=np.float32)}, data_pkl=payload)
+    with pytest.raises(UserError, match=r"GLOBAL torch\.nn\.modules\.conv\.Conv2d.*state_dict"):
+        read_state_dict(path)
+
+
 def test_stand_ins_refuse_build(tmp_path):
     # BUILD (__setstate__) on the _rebuild_tensor_v2 stand-in would let a pickle
     # re-program it; it is refused as a corrupt file.
@@ -440,16 +462,14 @@ def test_stand_ins_refuse_build(tmp_path):
 
 
 def test_huge_zero_stride_expansion_is_refused(tmp_path):
-    # A valid tensor description that would expand 1 stored float to 10^12 elements.
-    sd = {"w": np.lib.stride_tricks.as_strided(np.ones(1, np.float32), (10**6, 10**6), (0, 0))}
+    # A valid tensor description (torch keeps expanded views as they are) that would
+    # expand 1 stored float to 10^12 elements: refused rather than allocated.
+    one = np.ones(1, np.float32)
+    sd = {"w": np.lib.stride_tricks.as_strided(one, (10**6, 10**6), (0, 0), writeable=False)}
     path = tmp_path / "expand.pth"
-    with pytest.raises(ValueError):  # the fabricator cannot view it; write the pickle by hand
-        torch_files.write_zip_checkpoint(path, sd)
-    pickled = torch_files.data_pickle({"w": np.ones(1, np.float32)})
-    pickled = pickled.replace(b"K\x01\x85q\tK\x01\x85", b"J\x40\x42\x0f\x00\x85q\tK\x00\x85")
-    assert b"J\x40\x42\x0f\x00" in pickled  # size (10**6,), stride (0,)
-    torch_files.write_zip_checkpoint(path, {"w": np.ones(1, np.float32)}, data_pkl=pickled)
-    with pytest.raises(UserError, match="expands"):
+    torch_files.write_zip_checkpoint(path, sd)
+    assert os.path.getsize(path) < 2000
+    with pytest.raises(UserError, match="expands 1 stored elements"):
         read_state_dict(path)
 
 

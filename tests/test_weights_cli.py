@@ -150,3 +150,29 @@ def test_normalise_default_uses_scikit_image_photographs(tmp_path, capsys):
     assert calibration.shape == (6, 224, 224, 3)
     assert identity["calibration"].startswith("scikit-image")
     assert calibration.min() >= 0.0 and calibration.max() <= 1.0
+
+
+class _Payload:
+    """Pickles as a call of builtins.eval: what a malicious checkpoint would contain."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (eval, (f"open({self.marker!r}, 'w').close()",))
+
+
+def test_convert_refuses_a_malicious_pickle_without_running_it(tmp_path, capsys):
+    import pickle
+
+    import torch_files
+
+    marker = tmp_path / "pwned"
+    source = tmp_path / "vgg19-evil.pth"
+    torch_files.write_zip_checkpoint(source, {"x": np.zeros(2, np.float32)},
+                                     data_pkl=pickle.dumps({"features.0.weight": _Payload(marker)}, protocol=2))
+    out = tmp_path / "w.h5"
+    status, result = _run(["weights", "convert", source, "-o", out, "--convention", "caffe"], capsys)
+    assert status == 2
+    assert "eval, which a VGG19 state_dict never needs" in _error_line(result.err)  # protocol 2: __builtin__
+    assert not marker.exists() and not out.exists()

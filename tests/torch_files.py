@@ -50,6 +50,7 @@ class _TorchGlobal:
 
 
 REBUILD_TENSOR_V2 = _TorchGlobal("torch._utils", "_rebuild_tensor_v2")
+REBUILD_TENSOR_V1 = _TorchGlobal("torch._utils", "_rebuild_tensor")  # PyTorch <= 0.3
 REBUILD_PARAMETER = _TorchGlobal("torch._utils", "_rebuild_parameter")
 STORAGE_TYPES = {
     np.dtype(dtype): _TorchGlobal("torch", name)
@@ -107,10 +108,13 @@ class _Storage:
 
 
 def _root(arr: np.ndarray) -> np.ndarray:
-    base = arr
-    while isinstance(base.base, np.ndarray):
-        base = base.base
-    return base
+    """The array that owns arr's memory (through as_strided/broadcast_to wrappers too)."""
+    root, obj = arr, arr.base
+    while obj is not None:
+        if isinstance(obj, np.ndarray):
+            root = obj
+        obj = getattr(obj, "base", None)
+    return root
 
 
 def _view_of(arr: np.ndarray) -> tuple[np.ndarray, int, tuple[int, ...]] | None:
@@ -148,9 +152,10 @@ class _TorchPickler(pickle._Pickler):
 
     dispatch = pickle._Pickler.dispatch.copy()
 
-    def __init__(self, file: io.BytesIO, *, legacy: bool) -> None:
+    def __init__(self, file: io.BytesIO, *, legacy: bool, torch03: bool = False) -> None:
         super().__init__(file, protocol=2)
         self.legacy = legacy
+        self.torch03 = torch03
         self.storages: dict[int, _Storage] = {}  # id(root array) -> storage
 
     def save_torch_global(self, obj: _TorchGlobal) -> None:
@@ -198,8 +203,11 @@ class _TorchPickler(pickle._Pickler):
             return self._tensor(storage, offset, obj.shape, strides)
         return NotImplemented
 
-    @staticmethod
-    def _tensor(storage: _Storage, offset: int, shape: tuple[int, ...], strides: tuple[int, ...]):
+    def _tensor(
+        self, storage: _Storage, offset: int, shape: tuple[int, ...], strides: tuple[int, ...]
+    ):
+        if self.torch03:
+            return REBUILD_TENSOR_V1, (storage, offset, tuple(shape), tuple(strides))
         hooks = collections.OrderedDict()
         args = (storage, offset, tuple(shape), tuple(strides), False, hooks)
         return REBUILD_TENSOR_V2, args
@@ -209,9 +217,9 @@ def _strides(arr: np.ndarray) -> tuple[int, ...]:
     return tuple(s // arr.dtype.itemsize for s in arr.strides)
 
 
-def _pickle(obj: Any, *, legacy: bool) -> tuple[bytes, list[_Storage]]:
+def _pickle(obj: Any, *, legacy: bool, torch03: bool = False) -> tuple[bytes, list[_Storage]]:
     buf = io.BytesIO()
-    pickler = _TorchPickler(buf, legacy=legacy)
+    pickler = _TorchPickler(buf, legacy=legacy, torch03=torch03)
     pickler.dump(_torch_like(obj))
     return buf.getvalue(), list(pickler.storages.values())
 
@@ -252,14 +260,17 @@ def write_zip_checkpoint(
         z.writestr(f"{archive_name}/.data/serialization_id", b"0" * 40)
 
 
-def write_legacy_checkpoint(path, state_dict: Mapping[str, Any]) -> None:
+def write_legacy_checkpoint(path, state_dict: Mapping[str, Any], *, torch03: bool = False) -> None:
     """Write ``state_dict`` as legacy ``torch.save`` does (< 1.6, or with
     ``_use_new_zipfile_serialization=False``): pickles of the magic number, the
     protocol version 1001 and a sys_info dict, then the object, then the sorted list
     of storage keys, then per key an int64 little-endian element count and the
     storage's little-endian bytes.
+
+    ``torch03=True`` reduces tensors as PyTorch 0.3 and earlier did (the era of the
+    original torchvision VGG19 file): ``_rebuild_tensor(storage, offset, size, stride)``.
     """
-    pickled, storages = _pickle(state_dict, legacy=True)
+    pickled, storages = _pickle(state_dict, legacy=True, torch03=torch03)
     sys_info = {
         "protocol_version": LEGACY_PROTOCOL,
         "little_endian": True,

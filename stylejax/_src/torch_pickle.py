@@ -380,6 +380,12 @@ class _RestrictedUnpickler(pickle.Unpickler):
         found = _ALLOWED_GLOBALS.get((module, name))
         if found is None:
             shown = f"{module}.{name}".replace("\n", "\\n")[:200]
+            if module.startswith(("torch.nn.", "torchvision.")):
+                raise UserError(
+                    f"refusing to load {self._path}: the pickle asks for GLOBAL {shown}, so it "
+                    "holds a whole pickled model (torch.save(model)), not a state_dict; "
+                    "re-save it with torch.save(model.state_dict(), path)"
+                )
             raise UserError(
                 f"refusing to load {self._path}: the pickle asks for GLOBAL {shown}, "
                 "which a VGG19 state_dict never needs (possibly malicious)"
@@ -429,7 +435,7 @@ def _read_zip(path: str) -> dict[str, np.ndarray]:
     try:
         archive = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, EOFError, ValueError) as exc:
-        raise _Truncated(f"a truncated or corrupt zip archive ({_one_line(exc)})") from None
+        raise _Truncated(f"the zip archive cannot be read ({_one_line(exc)})") from None
     with archive:
         names = archive.namelist()
         pickles = [n for n in names if re.fullmatch(r"[^/]+/data\.pkl", n)]
@@ -711,7 +717,7 @@ def read_state_dict(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
         raise UserError(f"cannot read {shown}: permission denied") from None
     except _NotTorch as exc:
         raise UserError(f"{shown} is not a PyTorch checkpoint: {exc}") from None
-    except (_Truncated, EOFError, zipfile.BadZipFile) as exc:
+    except (_Truncated, EOFError, pickle.UnpicklingError, zipfile.BadZipFile) as exc:
         raise UserError(
             f"{shown} is truncated or corrupt: {_one_line(exc)}; download it again"
         ) from None
