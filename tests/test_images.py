@@ -490,45 +490,6 @@ def _neighbour_correlation(image):
     return min(horizontal, vertical)
 
 
-def test_sample_images_shape_and_range():
-    content, style = images.sample_images()
-    for image in (content, style):
-        _rgb(image)
-        assert image.shape == (96, 128, 3)
-    content, style = images.sample_images(100)
-    assert content.shape == (75, 100, 3)
-    assert style.shape == (75, 100, 3)
-
-
-def test_sample_images_deterministic():
-    first = images.sample_images(64)
-    second = images.sample_images(64)
-    for a, b in zip(first, second, strict=True):
-        assert a.tobytes() == b.tobytes()
-
-
-def test_sample_images_look_like_pictures():
-    content, style = images.sample_images(128)
-    for image in (content, style):
-        assert float(image.std()) > 0.1  # not flat
-        assert _neighbour_correlation(image) > 0.8  # not noise
-        assert float(np.ptp(image)) > 0.7  # real highlights and shadows
-    assert float(np.abs(content - style).mean()) > 0.1  # two different pictures
-    # The style is colourful: strongly saturated pixels are common.
-    saturation = style.max(axis=-1) - style.min(axis=-1)
-    assert float((saturation > 0.3).mean()) > 0.4
-    assert float(saturation.mean()) > float((content.max(axis=-1) - content.min(axis=-1)).mean())
-    # The content's sky is above its (greener) ground.
-    assert content[:10, :, 2].mean() > content[:10, :, 1].mean()
-    assert content[-10:, :, 1].mean() > content[-10:, :, 2].mean()
-
-
-def test_sample_images_too_small():
-    with pytest.raises(UserError, match="16 px"):
-        images.sample_images(20)
-    images.sample_images(22)  # 16 x 22, the smallest allowed
-
-
 def test_white_noise():
     a = images.white_noise(0, (30, 40))
     b = images.white_noise(0, (30, 40))

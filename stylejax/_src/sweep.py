@@ -295,6 +295,7 @@ def run_sweep(
     multiple = len(devices) * ((batch_size or 1) if mode == "map" else 1)
     padding = (-count) % multiple
     loss_weights, inits, learning_rates = _pad((loss_weights, inits, learning_rates), padding)
+    sharding = None
     if len(devices) > 1:
         sharding = NamedSharding(Mesh(np.array(devices), ("members",)), PartitionSpec("members"))
         loss_weights, inits, learning_rates = jax.device_put((loss_weights, inits, learning_rates), sharding)
@@ -313,7 +314,9 @@ def run_sweep(
     else:
         chunk_fn = jax.jit(_counted(functools.partial(
             _batched_chunk, spec=solver, chunk_size=chunk_size, mode=mode, batch_size=batch_size)))
-        initial_states = init_fn(inits, args)  # lowered on real arrays: they carry the sharding
+        initial_states = init_fn(inits, args)
+        if sharding is not None:  # every state leaf has the member axis first
+            initial_states = jax.device_put(initial_states, sharding)
         compiled = chunk_fn.lower(initial_states, args, jnp.zeros((), jnp.int32)).compile()
     compile_seconds = time.perf_counter() - compile_start
     traces = _TRACE_COUNTER["count"] - traces_before
