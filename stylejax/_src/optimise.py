@@ -42,6 +42,22 @@ class SolverSpec(NamedTuple):
     loss: losses.LossSpec
     lbfgs_memory: int = 10
     max_linesearch_steps: int = 20
+    # Count every objective evaluation that actually runs (a host callback each), for
+    # benchmarks of batched solvers, where the work done exceeds the members' own counts.
+    count_evaluations: bool = False
+
+
+class EvaluationCounter:
+    """Host-side count of executed objective evaluations (a batched call counts once)."""
+
+    def __init__(self):
+        self.count = 0
+
+    def increment(self):
+        self.count += 1
+
+
+EXECUTED = EvaluationCounter()
 
 
 class SolveArgs(NamedTuple):
@@ -94,6 +110,8 @@ def step(state: SolveState, args: SolveArgs, spec: SolverSpec):
     """
 
     def value_fn(image):
+        if spec.count_evaluations:
+            jax.debug.callback(EXECUTED.increment)
         return losses.objective(image, args.params, args.targets, args.weights, spec.loss)
 
     transformation = _transformation(spec, args.learning_rate)

@@ -12,7 +12,7 @@ Batch modes (all compile the solver once for the whole sweep):
   costs more than the members' own evaluations: under ``vmap`` the ``cond`` in optax's
   ``value_and_grad_from_state`` evaluates both branches (one extra value-and-gradient
   per iteration) and the line-search ``while_loop`` runs until the member that needs the
-  most trials is done. ``executed_evaluations`` counts what actually ran.
+  most trials is done. ``run_sweep(count_evaluations=True)`` measures what actually ran.
 - ``map``: ``lax.map`` over members with ``batch_size`` members vmapped at a time.
 - ``loop``: the one compiled solver called per member from Python.
 - ``auto``: per backend, from measurement (see SWEEP_MODES and README "Sweeps").
@@ -153,7 +153,7 @@ _ARGS_AXES = optimise.SolveArgs(params=None, targets=None, weights=0, learning_r
 
 
 def _batched_chunk(states, args, n_steps, *, spec, chunk_size, mode, batch_size):
-    """One chunk for every member: returns (states, values (K, chunk), executed evals).
+    """One chunk for every member: returns (states, values (K, chunk)).
 
     ``map`` runs ``batch_size`` members in lockstep at a time and the batches one after
     another (what ``lax.map`` with a batch size does), counting what each batch ran.
@@ -174,36 +174,27 @@ def _batched_chunk(states, args, n_steps, *, spec, chunk_size, mode, batch_size)
         return _lockstep_chunk(batch_states, batch_args, n_steps, spec=spec, chunk_size=chunk_size)
 
     batches = jax.tree.map(split, (states, args.weights, args.learning_rate))
-    new_states, values, executed = jax.lax.map(one_batch, batches)
+    new_states, values = jax.lax.map(one_batch, batches)
     merge = lambda a: a.reshape(members, *a.shape[2:])  # noqa: E731
-    return jax.tree.map(merge, new_states), merge(values), jnp.sum(executed)
+    return jax.tree.map(merge, new_states), merge(values)
 
 
 def _lockstep_chunk(states, args, n_steps, *, spec, chunk_size):
     step = jax.vmap(functools.partial(optimise.step, spec=spec), in_axes=(0, _ARGS_AXES))
     members = states.image.shape[0]
-    lbfgs = spec.optimizer == "lbfgs"
 
     def body(carry):
-        current, recorded, taken, executed = carry
+        current, recorded, taken = carry
         new, value = step(current, args)
-        delta = new.evaluations - current.evaluations
-        if lbfgs:
-            # Both branches of value_and_grad_from_state's cond run under vmap, and the line
-            # search runs as many trials as its slowest member.
-            recomputed = (current.iteration == 0).astype(jnp.int32)
-            executed = executed + 1 + jnp.max(delta - recomputed)
-        else:
-            executed = executed + jnp.max(delta)
-        return new, recorded.at[:, taken].set(value), taken + 1, executed
+        return new, recorded.at[:, taken].set(value), taken + 1
 
     values = jnp.full((members, chunk_size), jnp.nan, states.image.dtype)
-    carry = (states, values, jnp.zeros((), jnp.int32), jnp.zeros((), jnp.int32))
+    carry = (states, values, jnp.zeros((), jnp.int32))
     if chunk_size == 1:
-        states, values, _, executed = body(carry)
-        return states, values, executed
-    states, values, _, executed = jax.lax.while_loop(lambda c: c[2] < n_steps, body, carry)
-    return states, values, executed
+        states, values, _ = body(carry)
+        return states, values
+    states, values, _ = jax.lax.while_loop(lambda c: c[2] < n_steps, body, carry)
+    return states, values
 
 
 @dataclasses.dataclass
@@ -214,7 +205,11 @@ class SweepResult:
     final: list[dict]
     histories: list[list[float]]
     evaluations: list[int]  # each member's own value-and-gradient evaluations
-    executed_evaluations: int  # what ran (batched evaluations count once per batch)
+    # Objective evaluations that actually ran, a batched one counting once: measured
+    # when run_sweep(count_evaluations=True), else None. Under vmap, L-BFGS runs more
+    # than its members' own counts: both branches of every batched cond, and the line
+    # search until its slowest member is done.
+    executed_evaluations: int | None
     seconds: float
     member_seconds: list[float]  # loop mode: measured per member; else the even share
     compile_seconds: float
@@ -267,6 +262,7 @@ def run_sweep(
     chunk_size: int | None = None,
     shard: bool = True,
     progress=None,
+    count_evaluations: bool = False,
 ) -> SweepResult:
     """Runs every member from the same content and style pictures (RGB, same shape)."""
     if not members:
@@ -281,7 +277,7 @@ def run_sweep(
     convention = weights.convention
     lr = lr if lr is not None else config_lib.ADAM_STEP_FRACTION * convention.unit
     spec = loss_spec(members, pooling)
-    solver = optimise.SolverSpec(optimizer=optimizer, loss=spec)
+    solver = optimise.SolverSpec(optimizer=optimizer, loss=spec, count_evaluations=count_evaluations)
     params = jax.tree.map(jnp.asarray, weights.params)
     content = jnp.asarray(convention.to_network(content_rgb))
     style = jnp.asarray(convention.to_network(style_rgb))
@@ -322,10 +318,11 @@ def run_sweep(
     traces = _TRACE_COUNTER["count"] - traces_before
 
     initial = terms_fn(inits, params, targets, loss_weights)
+    executed_before = optimise.EXECUTED.count
     start = time.perf_counter()
     member_seconds = []
     if mode == "loop":
-        finals, histories, executed = [], [], 0
+        finals, histories = [], []
         for k in range(count):
             member_start = time.perf_counter()
             member_args = args._replace(weights=jax.tree.map(lambda a, k=k: a[k], loss_weights),
@@ -340,7 +337,6 @@ def run_sweep(
                 done += n
             jax.block_until_ready(state)
             member_seconds.append(time.perf_counter() - member_start)
-            executed += int(state.evaluations)
             finals.append(state)
             histories.append([v for v in values if np.isfinite(v)])
             if progress:
@@ -349,13 +345,11 @@ def run_sweep(
     else:
         states = initial_states
         recorded = []
-        executed = 0
         done = 0
         while done < iterations:
             n = min(chunk_size, iterations - done)
-            states, chunk_values, chunk_executed = compiled(states, args, jnp.asarray(n, jnp.int32))
+            states, chunk_values = compiled(states, args, jnp.asarray(n, jnp.int32))
             recorded.append(np.asarray(chunk_values)[:count, :n])
-            executed += int(chunk_executed)
             done += n
             if progress:
                 progress(done, iterations)
@@ -363,6 +357,8 @@ def run_sweep(
         values = np.concatenate(recorded, axis=1) if recorded else np.zeros((count, 0))
         histories = [[float(v) for v in row if np.isfinite(v)] for row in values]
     seconds = time.perf_counter() - start
+    jax.effects_barrier()  # every counting callback has run
+    executed = optimise.EXECUTED.count - executed_before if count_evaluations else None
     if mode != "loop":
         member_seconds = [seconds / count] * count
 
@@ -377,7 +373,7 @@ def run_sweep(
         final=[_terms_dict(final, spec, k) for k in range(count)],
         histories=histories,
         evaluations=[int(e) for e in np.asarray(states.evaluations)[:count]],
-        executed_evaluations=int(executed),
+        executed_evaluations=executed,
         seconds=seconds,
         member_seconds=member_seconds,
         compile_seconds=compile_seconds,
