@@ -40,7 +40,7 @@ from stylejax._src.errors import UserError
 
 BATCH_MODES = ("auto", "vmap", "map", "loop")
 # auto, per (backend, optimizer): measured with scripts/bench_sweep.py (README "Sweeps").
-SWEEP_MODES = {("cpu", "lbfgs"): "loop", ("cpu", "adam"): "loop"}
+SWEEP_MODES = {("cpu", "lbfgs"): "loop", ("cpu", "adam"): "vmap"}
 ACCELERATOR_MODE = "vmap"
 
 

@@ -1,0 +1,205 @@
+"""The figure scripts (scripts/fig*.py), run in-process at a tiny size on random weights.
+
+Each run checks the files, the grid (every panel PNG sits at its row and column of
+figure.png; empty cells are blank), the trend fields of results.json and that the
+results say RANDOM WEIGHTS. Adam and 2 iterations at 32 px keep the file well under a
+minute on 2 cores (most of it is compiling; fig3 and fig7 share one compilation).
+"""
+
+import importlib.util
+import itertools
+import json
+import os
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from stylejax._src import grid
+
+SCRIPTS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "scripts")
+TINY = ["--size", "32", "--iterations", "2", "--optimizer", "adam", "--weights", "random", "--quiet"]
+PAD = getattr(grid, "_PAD", 4)
+
+
+def _load(name):
+    spec = importlib.util.spec_from_file_location(f"figure_script_{name}", os.path.join(SCRIPTS, f"{name}.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def scripts():
+    names = ("fig1_reconstructions", "fig3_styles", "fig4_layers_ratios", "fig5_content_layer",
+             "fig6_inits", "fig7_photo_to_photo")
+    return {name: _load(name) for name in names}
+
+
+def _run(module, out, *args):
+    status = module.main([*TINY, "--out", str(out), *args])
+    assert status == 0
+    with open(out / "results.json", encoding="utf-8") as f:
+        return json.load(f)
+
+
+def _check_common(out, results, rows, columns, trend_keys):
+    assert (out / "figure.png").is_file()
+    assert results["random_weights"] is True
+    assert results["weights"]["random"] is True
+    assert "RANDOM WEIGHTS" in results["title"]
+    assert results["warning"] and "RANDOM WEIGHTS" in results["warning"]
+    for key in ("members", "trends", "runtime", "device", "config", "weights", "credits", "notes"):
+        assert key in results
+    assert results["runtime"]["total_seconds"] > 0
+    for key in trend_keys:
+        assert key in results["trends"], key
+    for member in results["members"]:
+        assert np.isfinite(member["final"]["total"])
+        assert (out / member["image"]).is_file()
+    layout = results["grid"]
+    assert (layout["rows"], layout["columns"]) == (rows, columns)
+    assert len(layout["panels"]) == rows and all(len(row) == columns for row in layout["panels"])
+    _check_grid(out, layout)
+
+
+def _check_grid(out, layout):
+    """Each panel PNG is pasted at its cell of figure.png (cells are counted from the
+    bottom-right corner, which the labels do not move); empty cells stay white."""
+    figure = np.asarray(Image.open(out / "figure.png").convert("RGB")).astype(int)
+    height, width = layout["cell_shape"]
+    rows, columns = layout["rows"], layout["columns"]
+    assert figure.shape[0] >= rows * (height + PAD)
+    assert figure.shape[1] >= columns * (width + PAD) + PAD
+    for r, row in enumerate(layout["panels"]):
+        for c, name in enumerate(row):
+            y = figure.shape[0] - (rows - r) * (height + PAD)
+            x = figure.shape[1] - PAD - (columns - c) * (width + PAD)
+            crop = figure[y : y + height, x : x + width]
+            if name is None:
+                assert np.all(crop == 255), (r, c)
+                continue
+            panel = np.asarray(Image.open(out / name).convert("RGB")).astype(int)
+            assert panel.shape == (height, width, 3)
+            assert np.max(np.abs(crop - panel)) <= 1, (r, c)  # grid and PNG round halves apart
+
+
+def test_fig1(scripts, reference_images_dir, tmp_path):
+    results = _run(scripts["fig1_reconstructions"], tmp_path, "--images", reference_images_dir)
+    _check_common(tmp_path, results, 2, 5, ["psnr_by_layer", "psnr_falls_with_depth",
+                                            "style_gram_distance_by_set"])
+    trends = results["trends"]
+    assert list(trends["psnr_by_layer"]) == ["conv1_2", "conv2_2", "conv3_2", "conv4_2", "conv5_2"]
+    values = list(trends["psnr_by_layer"].values())
+    assert trends["psnr_falls_with_depth"] == all(b < a for a, b in itertools.pairwise(values))
+    assert len(results["members"]) == 10
+    assert [run["members"] for run in results["runtime"]["runs"]] == [5, 5]  # one sweep per row
+
+
+def test_fig3_skips_the_missing_picasso(scripts, reference_images_dir, tmp_path):
+    results = _run(scripts["fig3_styles"], tmp_path, "--images", reference_images_dir)
+    _check_common(tmp_path, results, 2, 6, ["panels", "all_closer_in_style_than_photo", "skipped_panels"])
+    assert results["trends"]["skipped_panels"] == ["E"]
+    assert results["grid"]["panels"][0][4] is None and results["grid"]["panels"][1][4] is None
+    assert any("panel E" in note for note in results["notes"])
+    assert [m["config"]["ratio"] for m in results["members"]] == [1e-3, 8e-4, 5e-3, 5e-4]
+
+
+def test_fig3_with_a_replacement_and_arxiv_ratios(scripts, reference_images_dir, tmp_path):
+    hokusai = os.path.join(reference_images_dir, "hokusai_great_wave.jpg")
+    results = _run(scripts["fig3_styles"], tmp_path, "--images", reference_images_dir,
+                   "--replace", f"E={hokusai}", "--arxiv")
+    _check_common(tmp_path, results, 2, 6, ["panels"])
+    assert results["trends"]["skipped_panels"] == []
+    assert [m["config"]["ratio"] for m in results["members"]] == [1e-3, 1e-3, 1e-3, 1e-4, 1e-4]
+    assert results["trends"]["panels"]["E"]["style"] == "hokusai_great_wave"
+
+
+def test_fig4(scripts, reference_images_dir, tmp_path):
+    results = _run(scripts["fig4_layers_ratios"], tmp_path, "--images", reference_images_dir)
+    _check_common(tmp_path, results, 5, 4, ["ssim_by_ratio", "ssim_rises_with_ratio",
+                                            "gram_distance_by_ratio", "gram_distance_rises_with_ratio",
+                                            "content_loss_by_ratio", "content_loss_falls_with_ratio"])
+    trends = results["trends"]
+    assert list(trends["ssim_by_ratio"]) == ["1e-5", "1e-4", "1e-3", "1e-2"]
+    values = list(trends["gram_distance_by_ratio"].values())
+    assert trends["gram_distance_rises_with_ratio"] == all(b > a for a, b in itertools.pairwise(values))
+    assert results["runtime"]["runs"][0]["members"] == 20  # one sweep
+    # Row r, column c: the first r + 1 style layers at the c-th ratio.
+    for member in results["members"]:
+        assert len(member["config"]["style_layers"]) == member["row"] + 1
+        assert member["config"]["ratio"] == [1e-5, 1e-4, 1e-3, 1e-2][member["column"]]
+
+
+def test_fig5(scripts, reference_images_dir, tmp_path):
+    results = _run(scripts["fig5_content_layer"], tmp_path, "--images", reference_images_dir)
+    _check_common(tmp_path, results, 1, 4, ["ssim_to_content", "ssim_higher_with_conv2_2"])
+    assert set(results["trends"]["ssim_to_content"]) == {"conv2_2", "conv4_2"}
+    assert results["config"]["images"]["style"].endswith("vangogh_wheat_field_with_cypresses.jpg")
+
+
+def test_fig6(scripts, reference_images_dir, tmp_path):
+    results = _run(scripts["fig6_inits"], tmp_path, "--images", reference_images_dir)
+    _check_common(tmp_path, results, 1, 6, ["noise_pairwise_distance", "fixed_init_rerun_distance",
+                                            "noise_results_differ", "fixed_init_deterministic"])
+    trends = results["trends"]
+    assert trends["noise_pairwise_distance"] > 0
+    assert trends["fixed_init_rerun_distance"] >= 0
+    assert [run["members"] for run in results["runtime"]["runs"]] == [6, 1]
+
+
+def test_fig7(scripts, reference_images_dir, tmp_path):
+    results = _run(scripts["fig7_photo_to_photo"], tmp_path,
+                   "--content", os.path.join(reference_images_dir, "tuebingen_neckarfront.jpg"),
+                   "--style", os.path.join(reference_images_dir, "hokusai_great_wave.jpg"))
+    _check_common(tmp_path, results, 1, 3, ["ssim_to_content", "style_gram_distance",
+                                            "style_gram_distance_fell"])
+    assert results["members"][0]["config"]["init"] == "content"
+    assert results["members"][0]["config"]["ratio"] == 1e-2
+
+
+def _one_line_error(capsys, status, *words):
+    assert status == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    for word in words:
+        assert word in err, err
+
+
+def test_no_images_folder_is_one_line(scripts, tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv("STYLEJAX_IMAGES", raising=False)
+    status = scripts["fig5_content_layer"].main([*TINY, "--out", str(tmp_path / "o")])
+    _one_line_error(capsys, status, "fig5_content_layer: error:", "--images", "STYLEJAX_IMAGES")
+    assert not (tmp_path / "o").exists()
+
+
+def test_missing_picture_is_one_line(scripts, tmp_path, capsys):
+    status = scripts["fig4_layers_ratios"].main([*TINY, "--images", str(tmp_path), "--out", str(tmp_path / "o")])
+    _one_line_error(capsys, status, "tuebingen_neckarfront.jpg", "--replace")
+
+
+def test_auto_weights_without_a_pretrained_file_fail_like_transfer(scripts, reference_images_dir, tmp_path,
+                                                                   monkeypatch, capsys):
+    monkeypatch.setenv("STYLEJAX_WEIGHTS_DIR", str(tmp_path / "no-weights"))
+    image = os.path.join(reference_images_dir, "tuebingen_neckarfront.jpg")
+    status = scripts["fig7_photo_to_photo"].main(
+        ["--content", image, "--style", image, "--out", str(tmp_path / "o"), "--weights", "auto"])
+    _one_line_error(capsys, status, "no pretrained VGG19 weights", "--weights random")
+
+
+def test_bad_command_lines_are_one_line(scripts, reference_images_dir, tmp_path, capsys):
+    fig3 = scripts["fig3_styles"]
+    _one_line_error(capsys, fig3.main([*TINY, "--images", reference_images_dir]), "--out")
+    _one_line_error(capsys, fig3.main([*TINY, "--images", reference_images_dir, "--out", str(tmp_path),
+                                       "--replace", "Z=x.jpg"]), "Z")
+    _one_line_error(capsys, fig3.main([*TINY, "--images", reference_images_dir, "--out", str(tmp_path),
+                                       "--replace", "E=/no/such.jpg"]), "/no/such.jpg")
+    _one_line_error(capsys, fig3.main(["--size", "8", "--images", reference_images_dir, "--out",
+                                       str(tmp_path)]), "--size")
+
+
+def test_scripts_document_their_command_and_runtime(scripts):
+    for name, module in scripts.items():
+        doc = module.__doc__
+        assert f"scripts/{name}.py" in doc
+        assert "measured" in doc and "estimate" in doc
