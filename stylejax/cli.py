@@ -83,6 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--content-layers", dest="content_layers", default="conv4_2", help="comma list")
     sweep.add_argument("--inits", default="noise:0", help="comma list of content, style, noise:SEED")
     sweep.add_argument("--tv-weights", dest="tv_weights", default="0", help="comma list")
+    sweep.add_argument("--members", dest="members_file",
+                       help="a JSON list of members instead of the product, e.g. "
+                            '[{"ratio": 1e-3, "style_layers": ["conv1_1"], "init": "content"}]')
     sweep.add_argument("--batch-mode", dest="batch_mode", default="auto", choices=("auto", "vmap", "map", "loop"))
     sweep.add_argument("--batch-size", dest="batch_size", help="members per batch in map mode")
     sweep.add_argument("--weights", default="auto")
@@ -199,13 +202,16 @@ def _sweep(args, say) -> int:
     from stylejax._src import config as config_lib
     from stylejax._src import sweep, sweep_commands
 
-    members = sweep.product(
-        ratios=sweep_commands.parse_ratios(args.ratios),
-        style_layer_sets=sweep_commands.parse_style_layer_sets(args.style_layer_sets),
-        content_layers=sweep_commands.parse_content_layers(args.content_layers),
-        inits=sweep_commands.parse_inits(args.inits),
-        tv_weights=sweep_commands.parse_tv_weights(args.tv_weights),
-    )
+    if args.members_file:
+        members = sweep_commands.read_members(args.members_file)
+    else:
+        members = sweep.product(
+            ratios=sweep_commands.parse_ratios(args.ratios),
+            style_layer_sets=sweep_commands.parse_style_layer_sets(args.style_layer_sets),
+            content_layers=sweep_commands.parse_content_layers(args.content_layers),
+            inits=sweep_commands.parse_inits(args.inits),
+            tv_weights=sweep_commands.parse_tv_weights(args.tv_weights),
+        )
     sweep_commands.run_sweep_command(
         args.content, args.style, args.output, members=members, weights=args.weights,
         size=config_lib.count(args.size, "--size", minimum=16),

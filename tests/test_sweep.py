@@ -147,3 +147,20 @@ def test_bad_sweep_axes_are_one_line_errors(setup, tmp_path, capsys):
                            flag, value])
         err = capsys.readouterr().err
         assert status == 2 and word in err and len(err.strip().splitlines()) == 1
+
+
+def test_members_file_gives_an_explicit_list(tmp_path):
+    from stylejax._src import sweep_commands
+    from stylejax._src.errors import UserError
+
+    path = tmp_path / "members.json"
+    path.write_text(json.dumps([
+        {"ratio": 1e-4, "style_layers": ["relu1_1", "conv2_1"], "style_layer_weights": [0.25, 0.75]},
+        {"init": "content", "content_layer": "conv2_2"},
+    ]))
+    members = sweep_commands.read_members(str(path))
+    assert members[0].style_layers == ("conv1_1", "conv2_1") and members[0].layer_weights() == (0.25, 0.75)
+    assert members[1].init == "content" and members[1].ratio == 1e-3 and members[1].content_layer == "conv2_2"
+    path.write_text(json.dumps([{"ratio": 1e-3, "colour": "blue"}]))
+    with pytest.raises(UserError, match="unknown keys"):
+        sweep_commands.read_members(str(path))

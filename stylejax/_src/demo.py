@@ -17,7 +17,6 @@ import os
 
 from stylejax._src import config as config_lib
 from stylejax._src import images, samples, summary, transfer, weights_file
-from stylejax._src.errors import UserError
 from stylejax._src.plot import plot_history
 from stylejax._src.progress import ProgressBar
 from stylejax._src.weights_source import RANDOM_BANNER, is_random, resolve_weights
@@ -74,13 +73,7 @@ def run_demo(out_dir: str, weights: str = "auto-or-random", size=None, iteration
     iterations = config_lib.count(
         iterations if iterations is not None else DEMO_ITERATIONS, "--iterations"
     )
-    parent = os.path.dirname(os.path.abspath(out_dir))
-    if not os.path.isdir(parent):
-        raise UserError(f"cannot create the demo folder {out_dir}: {parent} is not a directory")
-    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
-        raise UserError(f"the demo folder {out_dir} exists and is not a directory")
-    os.makedirs(out_dir, exist_ok=True)
-    images.check_output_path(os.path.join(out_dir, "result.png"), "demo output")
+    images.prepare_output_folder(out_dir, "demo output")
 
     loaded = _demo_weights(weights)
     random = is_random(loaded)

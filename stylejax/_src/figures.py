@@ -40,7 +40,6 @@ from stylejax._src import transfer as transfer_lib
 from stylejax._src.errors import UserError
 from stylejax._src.grid import write_grid
 from stylejax._src.layers import MIN_IMAGE_SIDE
-from stylejax._src.sweep_commands import prepare_out_dir
 from stylejax._src.weights_source import RANDOM_BANNER, is_random, resolve_weights
 from stylejax._version import __version__
 
@@ -280,7 +279,7 @@ class FigureRun:
         self.weights = resolve_weights(args.weights, seed=self.seed)
         self.random = is_random(self.weights)
         self._device_params = None
-        prepare_out_dir(args.out)
+        images.prepare_output_folder(args.out, "figure output")
         self.out = args.out
         self.log(RANDOM_BANNER if self.random else f"weights: {self.weights.path or self.weights.source}")
         content_key = needs[0].key

@@ -214,6 +214,21 @@ def check_output_path(path: str | os.PathLike[str], what: str = "output") -> Non
     os.remove(probe)
 
 
+def prepare_output_folder(folder: str, what: str) -> None:
+    """Creates ``folder`` (its parent must exist) and checks files can be written in it.
+
+    Raises:
+      UserError: the parent is missing, ``folder`` is a file, or it cannot be written.
+    """
+    parent = os.path.dirname(os.path.abspath(folder))
+    if not os.path.isdir(parent):
+        raise UserError(f"cannot create {what} folder {folder}: {parent} is not a folder")
+    if os.path.exists(folder) and not os.path.isdir(folder):
+        raise UserError(f"{what} folder {folder} exists and is not a folder")
+    os.makedirs(folder, exist_ok=True)
+    check_output_path(os.path.join(folder, "probe.png"), what)
+
+
 def save_png(
     path: str | os.PathLike[str], rgb01: np.ndarray, metadata: dict[str, str] | None = None
 ) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import os
 
 import jax
@@ -42,6 +43,45 @@ def parse_inits(text: str) -> tuple[str, ...]:
 
 def parse_tv_weights(text: str) -> tuple[float, ...]:
     return tuple(config_lib.non_negative_finite(p, "each --tv-weights value") for p in text.split(",") if p.strip())
+
+
+_MEMBER_KEYS = {"ratio", "style_layers", "style_layer_weights", "content_layer", "init", "tv_weight"}
+
+
+def read_members(path: str) -> list[sweep.Member]:
+    """An explicit list of members from a JSON file (missing keys: the paper's values)."""
+    try:
+        with open(path) as handle:
+            entries = json.load(handle)
+    except FileNotFoundError:
+        raise UserError(f"no such file: {path}") from None
+    except (OSError, json.JSONDecodeError) as error:
+        raise UserError(f"cannot read members file {path}: {error}") from None
+    if not isinstance(entries, list) or not entries or not all(isinstance(e, dict) for e in entries):
+        raise UserError(f"members file {path} must hold a non-empty JSON list of objects")
+    members = []
+    for number, entry in enumerate(entries):
+        unknown = set(entry) - _MEMBER_KEYS
+        if unknown:
+            raise UserError(f"members file {path}, entry {number}: unknown keys {sorted(unknown)}")
+        defaults = sweep.Member()
+        style_layers = tuple(vgg_layers.canonical_name(n) for n in entry.get("style_layers", defaults.style_layers))
+        weights = entry.get("style_layer_weights")
+        if weights is not None:
+            weights = tuple(config_lib.positive_finite(w, f"entry {number} style_layer_weights") for w in weights)
+            if len(weights) != len(style_layers):
+                raise UserError(f"members file {path}, entry {number}: {len(weights)} weights for "
+                                f"{len(style_layers)} style layers")
+        content_layer = entry.get("content_layer", defaults.content_layer)
+        members.append(sweep.Member(
+            ratio=config_lib.positive_finite(entry.get("ratio", defaults.ratio), f"entry {number} ratio"),
+            style_layers=style_layers,
+            style_layer_weights=weights,
+            content_layer=None if content_layer is None else vgg_layers.canonical_name(content_layer),
+            init=sweep.parse_init(str(entry.get("init", defaults.init))),
+            tv_weight=config_lib.non_negative_finite(entry.get("tv_weight", 0.0), f"entry {number} tv_weight"),
+        ))
+    return members
 
 
 def _value_text(axis: str, member: sweep.Member) -> str:
@@ -125,16 +165,6 @@ def write_results(out_dir: str, result: sweep.SweepResult, *, config: dict, weig
     return report
 
 
-def prepare_out_dir(out_dir: str) -> None:
-    parent = os.path.dirname(os.path.abspath(out_dir))
-    if not os.path.isdir(parent):
-        raise UserError(f"cannot create output folder {out_dir}: {parent} is not a folder")
-    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
-        raise UserError(f"output folder {out_dir} exists and is not a folder")
-    os.makedirs(out_dir, exist_ok=True)
-    images.check_output_path(os.path.join(out_dir, "grid.png"), "sweep output")
-
-
 def run_sweep_command(content: str, style: str, out_dir: str, *, members: list[sweep.Member],
                       weights: str, size: int, iterations: int, optimizer: str, lr: float | None,
                       pooling: str, seed: int, mode: str, batch_size: int | None, chunk: int | None,
@@ -142,7 +172,7 @@ def run_sweep_command(content: str, style: str, out_dir: str, *, members: list[s
     content_rgb = images.load_image(content)
     style_rgb = images.load_image(style)
     shape = images.output_shape(content_rgb.shape[0], content_rgb.shape[1], size)
-    prepare_out_dir(out_dir)
+    images.prepare_output_folder(out_dir, "sweep output")
     loaded = resolve_weights(weights, seed=seed)
     if is_random(loaded):
         log(RANDOM_BANNER)
