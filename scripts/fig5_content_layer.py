@@ -34,12 +34,7 @@ RATIO = 1e-3
 
 @figures.run_main
 def main(argv: list[str]) -> int:
-    parser = figures.parser(NAME, __doc__)
-    parser.add_argument("--style", default=DEFAULT_STYLE,
-                        help=f"the painting: a file name in --images or an image PATH (default {DEFAULT_STYLE})")
-    args = parser.parse_args(argv)
-    needs = (figures.Need("content", figures.CONTENT_FILE, "Neckarfront"),
-             figures.reference_or_path(args.style, "painting"))
+    args, needs = figures.photo_and_painting(NAME, __doc__, argv, DEFAULT_STYLE)
     run = figures.FigureRun(args, name=NAME, title="Fig. 5 content layer conv2_2 vs conv4_2",
                             paper="CVPR 2016 Fig. 5", needs=needs, argv=argv)
     members = sweep.product(ratios=(RATIO,), content_layers=CONTENT_LAYERS)

@@ -164,6 +164,19 @@ def reference_or_path(value: str, label: str, key: str = "style") -> Need:
     return Need(key, value, label)
 
 
+def photo_and_painting(name: str, doc: str | None, argv, default_style: str):
+    """The parsed arguments and the two pictures of a one-painting figure (Fig. 5, 6).
+
+    ``--style`` takes a file name in ``--images`` or an image path.
+    """
+    figure_parser = parser(name, doc)
+    figure_parser.add_argument("--style", default=default_style,
+                               help=f"the painting: a file name in --images or an image PATH (default {default_style})")
+    args = figure_parser.parse_args(argv)
+    needs = (Need("content", CONTENT_FILE, "Neckarfront"), reference_or_path(args.style, "painting"))
+    return args, needs
+
+
 def parse_replacements(items: Sequence[str]) -> dict[str, str]:
     replacements = {}
     for item in items:
