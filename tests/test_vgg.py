@@ -95,3 +95,21 @@ def test_he_init_is_seeded_and_scaled():
     assert not np.array_equal(a["conv3_2"]["kernel"], c["conv3_2"]["kernel"])
     std = float(a["conv3_2"]["kernel"].std())
     assert abs(std - np.sqrt(2.0 / (9 * 256))) < 0.01 * np.sqrt(2.0 / (9 * 256))
+
+
+def test_precomputed_backward_kernels_give_the_same_gradients(params):
+    """vgg.conv's custom VJP (the solver's fast path) against JAX's own derivative."""
+    image = jnp.asarray(np.random.default_rng(6).normal(size=(18, 20, 3)).astype(np.float32))
+    first = {name: params[name] for name in vgg_layers.CONV_NAMES[:4]}
+    prepared = vgg.with_backward_kernels(first)
+
+    def loss(p, x):
+        return jnp.sum(jnp.sin(vgg.features(p, x, ("conv2_2",))["conv2_2"]))
+
+    np.testing.assert_allclose(np.asarray(jax.grad(loss, argnums=1)(prepared, image)),
+                               np.asarray(jax.grad(loss, argnums=1)(first, image)), rtol=1e-4, atol=1e-4)
+    weight_grads = jax.grad(loss)(prepared, image)
+    plain_grads = jax.grad(loss)(first, image)
+    for name in first:
+        np.testing.assert_allclose(np.asarray(weight_grads[name]["kernel"]), np.asarray(plain_grads[name]["kernel"]),
+                                   rtol=1e-4, atol=1e-3)

@@ -41,11 +41,10 @@ PRESETS: dict[str, dict] = {
 }
 
 # Compiled chunk length per (backend, optimizer), from scripts/bench_chunks.py on the
-# 2-core CPU (README, "Measured"): XLA:CPU runs the same step 2.2x slower inside a while
-# loop (Adam at 128 px: 160 ms per iteration as one compiled step, 354 ms in chunks of
-# 10), so Adam runs one compiled step per Python iteration there. L-BFGS evaluates inside
-# optax's line-search while loop either way, and chunks of 10 were 6% faster than 1.
-DEFAULT_CHUNKS = {("cpu", "lbfgs"): 10, ("cpu", "adam"): 1}
+# 2-core CPU (README, "Measured"): with the input-gradient kernels hoisted out of the loop
+# (vgg.conv), chunks of 10 were fastest for both (128 px: L-BFGS 235 ms per iteration vs
+# 287 for one compiled step per call; Adam 117 vs 151). Accelerators: not yet measured.
+DEFAULT_CHUNKS = {("cpu", "lbfgs"): 10, ("cpu", "adam"): 10}
 ACCELERATOR_CHUNK = 50
 
 # Adam's default step: 2% of the RGB range, in the weights' input space.

@@ -30,7 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from stylejax._src import losses
+from stylejax._src import losses, vgg
 
 OPTIMIZERS = ("lbfgs", "adam")
 
@@ -149,6 +149,8 @@ def run_chunk(state: SolveState, args: SolveArgs, n_steps, *, spec: SolverSpec, 
     Returns (state, values): values[j] is the objective at the j-th iterate of this
     chunk, NaN past the steps taken. Stops early when the objective is not finite.
     """
+    # Loop-invariant: the input-gradient kernels, computed once per chunk (vgg.conv).
+    args = args._replace(params=vgg.with_backward_kernels(args.params))
     if chunk_size == 1:
         active = (n_steps > 0) & state.finite
         new_state, value = step(state, args, spec)

@@ -34,7 +34,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from stylejax._src import images, losses, optimise
+from stylejax._src import images, losses, optimise, vgg
 from stylejax._src import layers as vgg_layers
 from stylejax._src.errors import UserError
 
@@ -182,6 +182,7 @@ def _batched_chunk(states, args, n_steps, *, spec, chunk_size, mode, batch_size)
 def _lockstep_chunk(states, args, n_steps, *, spec, chunk_size):
     step = jax.vmap(functools.partial(optimise.step, spec=spec), in_axes=(0, _ARGS_AXES))
     members = states.image.shape[0]
+    args = args._replace(params=vgg.with_backward_kernels(args.params))  # see vgg.conv
 
     def body(carry):
         current, recorded, taken = carry
