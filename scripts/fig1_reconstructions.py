@@ -17,7 +17,7 @@ row ``style_gram_distance_by_set`` (relative Gram distance to the painting over 
 style layers) and ``style_gram_distance_falls_with_layers``.
 
 Runtime at the defaults (64 px, 20 L-BFGS iterations, --weights random) on the 2-core
-development CPU: 46 s wall measured (34 s optimising, 6 s compiling, the rest importing
+development CPU: 32 s wall measured (18 s optimising, 6 s compiling, the rest importing
 jax and building the random weights). At 512 px and 500 iterations on one GPU: 2-4
 minutes for the 10 members (an estimate, not measured: no GPU was available).
 """

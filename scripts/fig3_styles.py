@@ -22,7 +22,7 @@ distance to that painting (the result should be closer in style than the photo:
 ``closer_in_style_than_photo`` per panel, ``all_closer_in_style_than_photo`` overall).
 
 Runtime at the defaults (64 px, 20 L-BFGS iterations, --weights random) on the 2-core
-development CPU: 24 s wall measured for the four available panels (13 s optimising, 4 s
+development CPU: 17 s wall measured for the four available panels (6 s optimising, 3 s
 compiling once). At 512 px and 500 iterations on one GPU: 1-2 minutes (an estimate, not
 measured: no GPU was available).
 """

@@ -21,7 +21,7 @@ conv4_2 does not pin the photo's pixels (see Fig. 1's conv4_2 reconstruction), s
 alpha/beta the result keeps much of the initial noise, which the style term would smooth.
 
 Runtime at the defaults (64 px, 20 L-BFGS iterations, --weights random) on the 2-core
-development CPU: 84 s wall measured (74 s optimising the 20 members, 4 s compiling). At
+development CPU: 48 s wall measured (38 s optimising the 20 members, 3 s compiling). At
 512 px and 500 iterations on one GPU: 4-8 minutes (an estimate, not measured: no GPU was
 available).
 """

@@ -16,7 +16,7 @@ Measured in results.json: ``ssim_to_content`` of each result and
 SSIM to the photo is expected to be the higher one).
 
 Runtime at the defaults (64 px, 20 L-BFGS iterations, --weights random) on the 2-core
-development CPU: 18 s wall measured (8 s optimising, 4 s compiling). At 512 px and 500
+development CPU: 12 s wall measured (4 s optimising, 3 s compiling). At 512 px and 500
 iterations on one GPU: about a minute (an estimate, not measured: no GPU was available).
 """
 

@@ -17,7 +17,7 @@ the content photo it started from (``initial_style_gram_distance``), with
 ``style_gram_distance_fell`` when the first is the smaller.
 
 Runtime at the defaults (64 px, 20 L-BFGS iterations, --weights random) on the 2-core
-development CPU: 14 s wall measured (4 s optimising, 4 s compiling). At 512 px and 500
+development CPU: 11 s wall measured (2 s optimising, 4 s compiling). At 512 px and 500
 iterations on one GPU: under a minute (an estimate, not measured: no GPU was available).
 """
 
