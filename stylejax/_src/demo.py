@@ -7,7 +7,7 @@ directory when there is one and seeded random weights otherwise, announced as su
 Writes ``content.png``, ``style.png``, ``result.png``, ``loss.png``, ``summary.png`` and
 ``report.json`` into the output folder.
 
-Expected: about a minute on 2 CPU cores at the defaults (128 px, 100 L-BFGS iterations).
+Expected: about 30 s on 2 CPU cores at the defaults (128 px, 100 L-BFGS iterations).
 """
 
 from __future__ import annotations
