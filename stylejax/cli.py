@@ -221,7 +221,7 @@ def _sweep(args, say) -> int:
         pooling=args.pooling, seed=config_lib.count(args.seed, "--seed"), mode=args.batch_mode,
         batch_size=None if args.batch_size is None else config_lib.count(args.batch_size, "--batch-size", 1),
         chunk=None if args.chunk is None else config_lib.count(args.chunk, "--chunk", 1),
-        quiet=args.quiet, log=say,
+        log=say,
     )
     return 0
 

@@ -324,18 +324,20 @@ def run_sweep(
     member_seconds = []
     if mode == "loop":
         finals, histories = [], []
+        init_jitted = jax.jit(functools.partial(optimise.init_state, spec=solver))
         for k in range(count):
             member_start = time.perf_counter()
             member_args = args._replace(weights=jax.tree.map(lambda a, k=k: a[k], loss_weights),
                                         learning_rate=learning_rates[k])
-            state = optimise.init_state(inits[k], member_args, solver)
-            values = []
+            state = init_jitted(inits[k], member_args)
+            chunks = []  # device arrays: read once the member is done, no sync per chunk
             done = 0
             while done < iterations:
                 n = min(chunk_size, iterations - done)
                 state, chunk_values = compiled(state, member_args, jnp.asarray(n, jnp.int32))
-                values.extend(float(v) for v in np.asarray(chunk_values)[:n])
+                chunks.append((chunk_values, n))
                 done += n
+            values = [float(v) for chunk_values, n in chunks for v in np.asarray(chunk_values)[:n]]
             jax.block_until_ready(state)
             member_seconds.append(time.perf_counter() - member_start)
             finals.append(state)

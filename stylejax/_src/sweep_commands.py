@@ -168,7 +168,7 @@ def write_results(out_dir: str, result: sweep.SweepResult, *, config: dict, weig
 def run_sweep_command(content: str, style: str, out_dir: str, *, members: list[sweep.Member],
                       weights: str, size: int, iterations: int, optimizer: str, lr: float | None,
                       pooling: str, seed: int, mode: str, batch_size: int | None, chunk: int | None,
-                      quiet: bool, log=print, progress=None) -> dict:
+                      log=print, progress=None) -> dict:
     content_rgb = images.load_image(content)
     style_rgb = images.load_image(style)
     shape = images.output_shape(content_rgb.shape[0], content_rgb.shape[1], size)

@@ -74,8 +74,10 @@ def fetch(source_name: str, output: str | None = None, *, progress: bool = True,
 def _verify_published_checksum(source: sources.WeightSource, path: pathlib.Path) -> None:
     """Checks md5 and the (possibly prefix) sha256; a bad file is removed."""
     problems = []
-    if source.md5 and download.file_digest(path, "md5") != source.md5:
-        problems.append(f"md5 {download.file_digest(path, 'md5')} is not the published {source.md5}")
+    if source.md5:
+        actual_md5 = download.file_digest(path, "md5")
+        if actual_md5 != source.md5:
+            problems.append(f"md5 {actual_md5} is not the published {source.md5}")
     if source.sha256:
         actual = download.file_digest(path, "sha256")
         if not actual.startswith(source.sha256):
