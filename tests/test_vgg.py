@@ -5,8 +5,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from stylejax._src import convolution, vgg
 from stylejax._src import layers as vgg_layers
-from stylejax._src import vgg
 from stylejax._src.errors import UserError
 
 
@@ -97,15 +97,17 @@ def test_he_init_is_seeded_and_scaled():
     assert abs(std - np.sqrt(2.0 / (9 * 256))) < 0.01 * np.sqrt(2.0 / (9 * 256))
 
 
-def test_precomputed_backward_kernels_give_the_same_gradients(params):
-    """vgg.conv's custom VJP (the solver's fast path) against JAX's own derivative."""
-    image = jnp.asarray(np.random.default_rng(6).normal(size=(18, 20, 3)).astype(np.float32))
+@pytest.mark.parametrize("algorithm", ["direct", "winograd"])
+def test_prepared_convolutions_give_the_same_features_and_gradients(params, algorithm):
+    """The solver's fast paths (convolution.prepare) against JAX's own derivative."""
+    image = jnp.asarray(np.random.default_rng(6).normal(size=(18, 21, 3)).astype(np.float32))
     first = {name: params[name] for name in vgg_layers.CONV_NAMES[:4]}
-    prepared = vgg.with_backward_kernels(first)
+    prepared = convolution.prepare(first, algorithm)
 
     def loss(p, x):
         return jnp.sum(jnp.sin(vgg.features(p, x, ("conv2_2",))["conv2_2"]))
 
+    np.testing.assert_allclose(float(loss(prepared, image)), float(loss(first, image)), rtol=1e-5)
     np.testing.assert_allclose(np.asarray(jax.grad(loss, argnums=1)(prepared, image)),
                                np.asarray(jax.grad(loss, argnums=1)(first, image)), rtol=1e-4, atol=1e-4)
     weight_grads = jax.grad(loss)(prepared, image)

@@ -30,7 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from stylejax._src import losses, vgg
+from stylejax._src import convolution, losses
 
 OPTIMIZERS = ("lbfgs", "adam")
 
@@ -45,6 +45,8 @@ class SolverSpec(NamedTuple):
     # Count every objective evaluation that actually runs (a host callback each), for
     # benchmarks of batched solvers, where the work done exceeds the members' own counts.
     count_evaluations: bool = False
+    # 3x3 convolution algorithm (convolution.ALGORITHMS, or auto: the backend's default).
+    convolution: str = "auto"
 
 
 class EvaluationCounter:
@@ -148,9 +150,9 @@ def run_chunk(state: SolveState, args: SolveArgs, n_steps, *, spec: SolverSpec, 
 
     Returns (state, values): values[j] is the objective at the j-th iterate of this
     chunk, NaN past the steps taken. Stops early when the objective is not finite.
+    ``args.params`` should come from :func:`prepare_params` (loop-invariant work done
+    once per solve); unprepared params take the reference ``lax`` convolution.
     """
-    # Loop-invariant: the input-gradient kernels, computed once per chunk (vgg.conv).
-    args = args._replace(params=vgg.with_backward_kernels(args.params))
     if chunk_size == 1:
         active = (n_steps > 0) & state.finite
         new_state, value = step(state, args, spec)
@@ -221,13 +223,37 @@ def _jitted_init(spec: SolverSpec):
     return jax.jit(functools.partial(init_state, spec=spec))
 
 
-def compile_solver(image, args: SolveArgs, spec: SolverSpec, chunk_size: int):
-    """Ahead-of-time compiles the init and chunk programs: (init, chunk, seconds)."""
+@functools.lru_cache(maxsize=8)
+def _jitted_prepare(algorithm: str):
+    return jax.jit(functools.partial(convolution.prepare, algorithm=algorithm))
+
+
+def prepare_params(params, spec: SolverSpec):
+    """``params`` with the spec's convolution algorithm's precomputed kernels.
+
+    Done once per solve (or sweep), outside the compiled loop: for ``winograd`` that is
+    two transformed copies of every kernel (see stylejax/_src/convolution.py).
+    """
+    return _jitted_prepare(convolution.resolve(spec.convolution))(params)
+
+
+class CompiledSolver(NamedTuple):
+    prepare: Any  # params -> prepared params
+    init: Any  # (image, prepared args) -> state
+    chunk: Any  # (state, prepared args, n_steps) -> (state, values)
+    seconds: float
+
+
+def compile_solver(image, args: SolveArgs, spec: SolverSpec, chunk_size: int) -> CompiledSolver:
+    """Ahead-of-time compiles the prepare, init and chunk programs."""
     start = time.perf_counter()
-    init = _jitted_init(spec).lower(image, args).compile()
-    state_shape = jax.eval_shape(_jitted_init(spec), image, args)
-    chunk = _jitted_chunk(spec, chunk_size).lower(state_shape, args, jnp.zeros((), jnp.int32)).compile()
-    return init, chunk, time.perf_counter() - start
+    prepare_fn = _jitted_prepare(convolution.resolve(spec.convolution))
+    prepare = prepare_fn.lower(args.params).compile()
+    prepared = args._replace(params=jax.eval_shape(prepare_fn, args.params))
+    init = _jitted_init(spec).lower(image, prepared).compile()
+    state_shape = jax.eval_shape(_jitted_init(spec), image, prepared)
+    chunk = _jitted_chunk(spec, chunk_size).lower(state_shape, prepared, jnp.zeros((), jnp.int32)).compile()
+    return CompiledSolver(prepare, init, chunk, time.perf_counter() - start)
 
 
 def solve(
@@ -248,9 +274,11 @@ def solve(
     """
     if chunk_size < 1:
         raise ValueError("chunk_size must be at least 1")
-    init, chunk, compile_seconds = compile_solver(image, args, spec, chunk_size)
+    compiled = compile_solver(image, args, spec, chunk_size)
+    chunk = compiled.chunk
     start = time.perf_counter()
-    state = init(image, args)
+    args = args._replace(params=compiled.prepare(args.params))
+    state = compiled.init(image, args)
     values: list[float] = []
     pending = None  # the chunk in flight: its values and the count it should have taken
     done = 0
@@ -296,6 +324,6 @@ def solve(
         iterations=int(state.iteration),
         evaluations=int(state.evaluations),
         seconds=seconds,
-        compile_seconds=compile_seconds,
+        compile_seconds=compiled.seconds,
         status=status,
     )

@@ -34,7 +34,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from stylejax._src import images, losses, optimise, vgg
+from stylejax._src import images, losses, optimise
 from stylejax._src import layers as vgg_layers
 from stylejax._src.errors import UserError
 
@@ -182,7 +182,6 @@ def _batched_chunk(states, args, n_steps, *, spec, chunk_size, mode, batch_size)
 def _lockstep_chunk(states, args, n_steps, *, spec, chunk_size):
     step = jax.vmap(functools.partial(optimise.step, spec=spec), in_axes=(0, _ARGS_AXES))
     members = states.image.shape[0]
-    args = args._replace(params=vgg.with_backward_kernels(args.params))  # see vgg.conv
 
     def body(carry):
         current, recorded, taken = carry
@@ -296,7 +295,8 @@ def run_sweep(
     if len(devices) > 1:
         sharding = NamedSharding(Mesh(np.array(devices), ("members",)), PartitionSpec("members"))
         loss_weights, inits, learning_rates = jax.device_put((loss_weights, inits, learning_rates), sharding)
-    args = optimise.SolveArgs(params, targets, loss_weights, learning_rates)
+    # Shared by every member: the convolution algorithm's kernels, prepared once.
+    args = optimise.SolveArgs(optimise.prepare_params(params, solver), targets, loss_weights, learning_rates)
 
     terms_fn = jax.jit(jax.vmap(functools.partial(losses.loss_terms, spec=spec), in_axes=(0, None, None, 0)))
     init_fn = jax.jit(jax.vmap(functools.partial(optimise.init_state, spec=solver), in_axes=(0, _ARGS_AXES)))

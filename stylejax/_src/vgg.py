@@ -18,6 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from stylejax._src import convolution
 from stylejax._src import layers as vgg_layers
 from stylejax._src.errors import UserError
 
@@ -30,66 +31,14 @@ def check_pooling(pooling: str) -> str:
     return pooling
 
 
-def _conv3x3(x, kernel):
-    return jax.lax.conv_general_dilated(
-        x[None],
-        kernel,
-        window_strides=(1, 1),
-        padding=((1, 1), (1, 1)),
-        dimension_numbers=("NHWC", "HWIO", "NHWC"),
-    )[0]
+def conv(kernel, bias, x):
+    """3x3 convolution, stride 1, padding 1, plus bias, on one (H, W, C) image (lax path)."""
+    return convolution.lax_conv(x, kernel) + bias[None, None, :]
 
 
-def backward_kernel(kernel):
-    """The kernel of the input-gradient convolution: flipped in space, in/out swapped."""
-    return jnp.transpose(kernel[::-1, ::-1], (0, 1, 3, 2))
-
-
-@jax.custom_vjp
-def _conv3x3_given_backward(x, kernel, kernel_backward):
-    return _conv3x3(x, kernel)
-
-
-def _conv_forward(x, kernel, kernel_backward):
-    return _conv3x3(x, kernel), (x, kernel, kernel_backward)
-
-
-def _conv_backward(residuals, cotangent):
-    x, kernel, kernel_backward = residuals
-    # The input gradient with the precomputed kernel, in the layout of a forward conv.
-    grad_x = _conv3x3(cotangent, kernel_backward)
-    # The weight gradient as JAX would compute it; dead code unless someone asks for it.
-    grad_kernel = jax.grad(lambda k: jnp.vdot(_conv3x3(x, k), cotangent))(kernel)
-    return grad_x, grad_kernel, jnp.zeros_like(kernel_backward)
-
-
-_conv3x3_given_backward.defvjp(_conv_forward, _conv_backward)
-
-
-def with_backward_kernels(params):
-    """``params`` plus each layer's ``kernel_backward`` (see :func:`conv`)."""
-    return {name: {**layer, "kernel_backward": backward_kernel(layer["kernel"])} for name, layer in params.items()}
-
-
-def conv(kernel, bias, x, kernel_backward=None):
-    """3x3 convolution, stride 1, padding 1, plus bias, on one (H, W, C) image.
-
-    With ``kernel_backward`` (= backward_kernel(kernel), computed once per solve by
-    :func:`with_backward_kernels`), the input gradient is a plain forward-layout
-    convolution with it. Why: inside a ``while_loop`` XLA:CPU otherwise runs the input-
-    gradient convolutions with an (o, i) kernel layout that takes a slow path; measured
-    2.3x slower per evaluation at 128 px (README, "Measured").
-    """
-    if kernel_backward is None:
-        y = _conv3x3(x, kernel)
-    else:
-        y = _conv3x3_given_backward(x, kernel, kernel_backward)
-    return y + bias[None, None, :]
-
-
-def conv_relu(kernel, bias, x, kernel_backward=None):
+def conv_relu(kernel, bias, x):
     """3x3 convolution, stride 1, padding 1, then ReLU, on one (H, W, C) image."""
-    return jax.nn.relu(conv(kernel, bias, x, kernel_backward))
+    return jax.nn.relu(conv(kernel, bias, x))
 
 
 def pool(x, pooling: str):
@@ -106,7 +55,8 @@ def features(params, image, layers: Iterable[str], pooling: str = "avg") -> dict
 
     Args:
       params: ``{"conv1_1": {"kernel": (3, 3, in, out), "bias": (out,)}, ...}``; only the
-        convolutions up to the deepest requested layer are read.
+        convolutions up to the deepest requested layer are read. Layers prepared by
+        :func:`stylejax._src.convolution.prepare` take that algorithm's path.
       image: (H, W, 3) in the input space of ``params``.
       layers: names such as ``conv4_2``, ``relu4_2`` (the same layer) or ``pool3``.
       pooling: ``avg`` (the paper) or ``max``.
@@ -128,8 +78,7 @@ def features(params, image, layers: Iterable[str], pooling: str = "avg") -> dict
         if name.startswith("pool"):
             x = pool(x, pooling)
         else:
-            layer = params[name]
-            x = conv_relu(layer["kernel"], layer["bias"], x, layer.get("kernel_backward"))
+            x = jax.nn.relu(convolution.conv(params[name], x))
         if name in wanted:
             computed[name] = x
     return {name: computed[canonical[name]] for name in requested}
