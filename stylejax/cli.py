@@ -99,6 +99,22 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--quiet", action="store_true")
     sweep.add_argument("--debug", action="store_true")
 
+    bench = commands.add_parser("bench", help="compile vs eager, image sizes, sweeps, and PyTorch side by side")
+    bench.add_argument("-o", "--out", default="bench-output", help="output folder (default bench-output)")
+    bench.add_argument("--tiny", action="store_true", help="seconds of work per section (the CI configuration)")
+    bench.add_argument("--sections", default=None, help="comma-separated: modes,sizes,sweep,torch (default all)")
+    bench.add_argument("--sizes", default=None, help="image sizes of the sizes section (default 64,128,256,512)")
+    bench.add_argument("--size", default=None, help="image size of the modes section (default 128)")
+    bench.add_argument("--iterations", default=None, help="iterations per timed solve in the modes section (default 20)")
+    bench.add_argument("--repeats", default=None, help="timed repeats per row (default 3)")
+    bench.add_argument("--sweep-members", default=None, help="sweep sizes K (default 1,4,16)")
+    bench.add_argument("--sweep-size", default=None, help="image size of the sweep section (default 64)")
+    bench.add_argument("--torch-sizes", default=None, help="image sizes of the PyTorch comparison (default 128,256)")
+    bench.add_argument("--convolution", default="auto", help="auto, lax, direct or winograd (default auto)")
+    bench.add_argument("--weights", default="random", help="random (default) or a stylejax weights file")
+    bench.add_argument("--quiet", action="store_true", help="tables only, no progress lines")
+    bench.add_argument("--debug", action="store_true", help="show tracebacks")
+
     weights = commands.add_parser("weights", help="fetch, convert, normalise and inspect VGG19 weights")
     actions = weights.add_subparsers(dest="action", parser_class=_Parser, required=True)
     fetch = actions.add_parser("fetch", help="download a published VGG19, verify it, convert it")
@@ -182,6 +198,35 @@ def _demo(args, say) -> int:
     return EXIT_INTERRUPTED if result.status == "interrupted" else 0
 
 
+def _bench(args, say) -> int:
+    import dataclasses
+
+    from stylejax._src import bench
+    from stylejax._src import config as config_lib
+
+    cfg = bench.TINY if args.tiny else bench.BenchConfig()
+    changes = {}
+    if args.sections:
+        changes["sections"] = tuple(part.strip() for part in args.sections.split(","))
+    if args.sizes:
+        changes["sizes"] = bench.parse_sizes(args.sizes, "--sizes")
+    if args.size:
+        changes["modes_size"] = config_lib.count(args.size, "--size", minimum=16)
+    if args.iterations:
+        changes["iterations"] = config_lib.count(args.iterations, "--iterations", minimum=1)
+    if args.repeats:
+        changes["repeats"] = config_lib.count(args.repeats, "--repeats", minimum=1)
+    if args.sweep_members:
+        changes["sweep_members"] = bench.parse_counts(args.sweep_members, "--sweep-members")
+    if args.sweep_size:
+        changes["sweep_size"] = config_lib.count(args.sweep_size, "--sweep-size", minimum=16)
+    if args.torch_sizes:
+        changes["torch_sizes"] = bench.parse_sizes(args.torch_sizes, "--torch-sizes")
+    cfg = dataclasses.replace(cfg, convolution=args.convolution, weights=args.weights, **changes)
+    bench.run(cfg, args.out, log=say)
+    return 0
+
+
 def _weights(args, say) -> int:
     from stylejax._src import weights_commands
 
@@ -255,6 +300,8 @@ def main(argv: list[str] | None = None) -> int:
             return _weights(args, say)
         if args.command == "sweep":
             return _sweep(args, say)
+        if args.command == "bench":
+            return _bench(args, say)
         return _demo(args, say)
     except UserError as error:
         if debug:

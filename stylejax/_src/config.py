@@ -40,10 +40,11 @@ PRESETS: dict[str, dict] = {
     },
 }
 
-# Compiled chunk length per (backend, optimizer), from scripts/bench_chunks.py on the
-# 2-core CPU (README, "Measured"): with the input-gradient kernels hoisted out of the loop
-# (vgg.conv), chunks of 10 were fastest for both (128 px: L-BFGS 235 ms per iteration vs
-# 287 for one compiled step per call; Adam 117 vs 151). Accelerators: not yet measured.
+# Compiled chunk length per (backend, optimizer), measured on the 2-core CPU. First by
+# scripts/bench_chunks.py (README, "Measured"), then, with Winograd convolutions, by
+# `stylejax bench` (README, "Performance"; 128 px, ms per evaluation): L-BFGS chunks of
+# 10: 77, one step per call: 87, the whole solve in one program: 79; Adam 81 / 80 / 81.
+# Accelerators: not yet measured.
 DEFAULT_CHUNKS = {("cpu", "lbfgs"): 10, ("cpu", "adam"): 10}
 ACCELERATOR_CHUNK = 50
 

@@ -40,7 +40,7 @@ class DemoResult:
     report: dict
 
 
-def _demo_pictures(size: int):
+def demo_pictures(size: int):
     """(content, style, where they came from) as RGB arrays in [0, 1]."""
     folder = os.environ.get("STYLEJAX_IMAGES")
     if folder:
@@ -79,7 +79,7 @@ def run_demo(out_dir: str, weights: str = "auto-or-random", size=None, iteration
     random = is_random(loaded)
     if random:
         say(RANDOM_BANNER)
-    content, style, origin = _demo_pictures(size)
+    content, style, origin = demo_pictures(size)
     say(f"demo: {origin}, {content.shape[1]}x{content.shape[0]} px, {iterations} L-BFGS iterations")
     content_path = os.path.join(out_dir, "content.png")
     style_path = os.path.join(out_dir, "style.png")

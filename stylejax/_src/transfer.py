@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from stylejax._src import atomic, images, losses, optimise
+from stylejax._src import atomic, convolution, images, losses, optimise
 from stylejax._src import config as config_lib
 from stylejax._src.errors import UserError
 from stylejax._src.weights_file import LoadedWeights
@@ -242,6 +242,7 @@ def run_transfer(
         "seconds": result.seconds,
         "compile_seconds": compile_seconds,
         "device": device_description(),
+        "convolution": convolution.resolve(solver_spec.convolution),
         "jax_version": jax.__version__,
     }
     rgb = np.clip(np.asarray(convention.to_rgb01(final_image), np.float32), 0.0, 1.0)

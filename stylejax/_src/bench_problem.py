@@ -1,0 +1,78 @@
+"""The problem every benchmark row solves: the paper's loss on one image pair at one size.
+
+Content conv4_2, style conv1_1..conv5_1 with w_l = 1/5, alpha/beta = 1e-3, average
+pooling, white-noise init (Sec. 2-3 of the paper). The images are the paper's
+Neckarfront and Starry Night when ``STYLEJAX_IMAGES`` points at them, else stylejax's
+procedural pictures, resized to ``size`` px on the longest side. The cost of an
+evaluation depends on the sizes only, not on the weights' values or the pictures.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from stylejax._src import config as config_lib
+from stylejax._src import demo, images, losses, optimise
+from stylejax._src.weights_file import LoadedWeights
+
+RATIO = 1e-3
+
+
+@dataclasses.dataclass
+class Problem:
+    size: int
+    shape: tuple[int, int]  # (H, W)
+    weights: LoadedWeights
+    pictures: str
+    content: np.ndarray  # (H, W, 3) in the network's input space
+    style: np.ndarray
+    init: np.ndarray
+    spec: losses.LossSpec
+    args: optimise.SolveArgs  # unprepared params, targets, loss weights, Adam's step
+
+    @property
+    def loss_settings(self) -> dict:
+        return {"content_layers": self.spec.content_layers, "style_layers": self.spec.style_layers,
+                "content_weight": RATIO, "style_weight": 1.0,
+                "style_layer_weights": [1.0 / len(self.spec.style_layers)] * len(self.spec.style_layers),
+                "pooling": self.spec.pooling}
+
+
+@functools.lru_cache(maxsize=4)
+def _jitted_targets(spec: losses.LossSpec):
+    return jax.jit(functools.partial(losses.compute_targets, spec=spec))
+
+
+def build(size: int, weights: LoadedWeights, seed: int = 0) -> Problem:
+    content_rgb, style_rgb, pictures = demo.demo_pictures(size)
+    shape = content_rgb.shape[:2]
+    convention = weights.convention
+    spec = losses.LossSpec(("conv4_2",), config_lib.PAPER_STYLE_LAYERS, "avg")
+    n_style = len(spec.style_layers)
+    content = np.asarray(convention.to_network(content_rgb), np.float32)
+    style = np.asarray(convention.to_network(style_rgb), np.float32)
+    init = np.asarray(convention.to_network(images.white_noise(seed, (*shape, 3))), np.float32)
+    params = jax.tree.map(jnp.asarray, weights.params)
+    targets = _jitted_targets(spec)(params, jnp.asarray(content), jnp.asarray(style))
+    loss_weights = losses.LossWeights(
+        content_weight=jnp.float32(RATIO), style_weight=jnp.float32(1.0),
+        content_layer_weights=jnp.ones((1,), jnp.float32),
+        style_layer_weights=jnp.full((n_style,), 1.0 / n_style, jnp.float32),
+        tv_weight=jnp.float32(0.0),
+    )
+    lr = jnp.float32(config_lib.ADAM_STEP_FRACTION * convention.unit)
+    return Problem(size, tuple(shape), weights, pictures, content, style, init, spec,
+                   optimise.SolveArgs(params, targets, loss_weights, lr))
+
+
+@functools.lru_cache(maxsize=8)
+def value_and_grad_program(spec: losses.LossSpec):
+    """jit(value_and_grad) of the objective: one evaluation, as the solver runs it."""
+    def value_and_grad(image, args: optimise.SolveArgs):
+        return jax.value_and_grad(losses.objective)(image, args.params, args.targets, args.weights, spec)
+    return jax.jit(value_and_grad)
