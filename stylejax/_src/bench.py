@@ -219,31 +219,37 @@ def run_sweeps(cfg: BenchConfig, weights, log: Callable[[str], None]) -> dict:
             "rows": rows, "table": table}
 
 
-def run_torch(cfg: BenchConfig, weights, log: Callable[[str], None]) -> dict:
+def precheck_torch(cfg: BenchConfig, weights) -> list[tuple]:
+    """(problem, torch model, agreement) per torch size; raises on a disagreement."""
+    checked = []
+    for size in cfg.torch_sizes:
+        problem = bench_problem.build(size, weights)
+        model = bench_torch.torch_model(problem)
+        checked.append((problem, model, bench_torch.check(problem, cfg.convolution, model)))
+    return checked
+
+
+def run_torch(cfg: BenchConfig, checked: list[tuple], log: Callable[[str], None]) -> dict:
     if not bench_torch.available():
         note = "PyTorch is not installed: side-by-side skipped (install it with pip install 'stylejax[torch]')"
         log(note)
         return {"skipped": note, "table": note}
     rows = []
-    for size in cfg.torch_sizes:
-        problem = bench_problem.build(size, weights)
+    for problem, model, agreement in checked:
         rows.append(bench_torch.compare(problem, convolution=cfg.convolution, repeats=cfg.repeats,
-                                        calls=cfg.torch_calls, adam_steps=cfg.adam_steps))
-        log(f"torch: {size} px: stylejax/PyTorch {rows[-1]['evaluation_ratio']:.2f} per evaluation")
+                                        calls=cfg.torch_calls, adam_steps=cfg.adam_steps,
+                                        model=model, agreement=agreement))
+        log(f"torch: {problem.size} px: stylejax/PyTorch {rows[-1]['evaluation_ratio']:.2f} per evaluation")
     table = _table(
         ["size", "image", "loss / gradient rel. error", "PyTorch ms/evaluation", "stylejax ms/evaluation", "ratio",
          f"PyTorch ms/Adam step ({cfg.adam_steps})", "stylejax ms/Adam step", "ratio"],
         [[str(r["size"]), f"{r['shape'][1]}x{r['shape'][0]}",
           f"{r['agreement']['loss_relative_error']:.1e} / {r['agreement']['grad_relative_error']:.1e}",
-          _fmt(_ms(r["evaluation"]["torch_evaluation"])), _fmt(_ms(r["evaluation"]["stylejax_evaluation"])),
-          f"{r['evaluation_ratio']:.2f}", _fmt(_ms(r["adam"]["torch_adam"])), _fmt(_ms(r["adam"]["stylejax_adam"])),
+          _fmt(r["evaluation"]["torch_evaluation"]), _fmt(r["evaluation"]["stylejax_evaluation"]),
+          f"{r['evaluation_ratio']:.2f}", _fmt(r["adam"]["torch_adam"]), _fmt(r["adam"]["stylejax_adam"]),
           f"{r['adam_ratio']:.2f}"] for r in rows],
     )
     return {"rows": rows, "table": table}
-
-
-def _ms(summary: dict) -> dict:
-    return {"median": summary["median_ms"], "min": summary["min_ms"], "max": summary["max_ms"]}
 
 
 def plot(results: dict, path: str, title: str) -> None:
@@ -264,7 +270,7 @@ def plot(results: dict, path: str, title: str) -> None:
         torch_rows = results.get("torch", {}).get("rows", [])
         if torch_rows:
             axes.plot([r["size"] for r in torch_rows],
-                      [r["evaluation"]["torch_evaluation"]["median_ms"] for r in torch_rows], "^:",
+                      [r["evaluation"]["torch_evaluation"]["median"] for r in torch_rows], "^:",
                       label="PyTorch eager: one value-and-gradient")
         axes.set_xscale("log", base=2)
         axes.set_yscale("log")
@@ -299,15 +305,13 @@ def run(cfg: BenchConfig, out_dir: str, log: Callable[[str], None] = print) -> d
     header = (f"stylejax bench on {about['device']} ({about['cpu']}, {about['cpu_cores']} cores), jax {about['jax']}, "
               f"convolution {about['convolution']}, {weights_label}")
     print(header, flush=True)
-    if "torch" in cfg.sections and bench_torch.available():
-        # The correctness pre-checks first: a disagreement fails in seconds, not after the rest.
-        for size in cfg.torch_sizes:
-            bench_torch.check(bench_problem.build(size, weights), cfg.convolution)
+    # The PyTorch correctness pre-checks first: a disagreement fails in seconds, not after the rest.
+    checked = precheck_torch(cfg, weights) if "torch" in cfg.sections and bench_torch.available() else []
     results = {}
     titles = {"modes": f"Compile vs eager at {cfg.modes_size} px", "sizes": "Image size (default solve)",
               "sweep": f"Sweep throughput at {cfg.sweep_size} px", "torch": "Side by side with PyTorch eager"}
     runners = {"modes": lambda: run_modes(cfg, weights, log), "sizes": lambda: run_sizes(cfg, cfg.weights, log),
-               "sweep": lambda: run_sweeps(cfg, weights, log), "torch": lambda: run_torch(cfg, weights, log)}
+               "sweep": lambda: run_sweeps(cfg, weights, log), "torch": lambda: run_torch(cfg, checked, log)}
     for section in cfg.sections:
         results[section] = runners[section]()
         print(f"\n### {titles[section]}\n\n{results[section]['table']}\n", flush=True)

@@ -102,18 +102,19 @@ def check(problem: bench_problem.Problem, convolution: str, model=None) -> dict:
 
 def _summary(seconds: list[float], per: int) -> dict:
     ms = [1000.0 * s / per for s in seconds]
-    return {"median_ms": statistics.median(ms), "min_ms": min(ms), "max_ms": max(ms), "samples": len(ms)}
+    return {"median": statistics.median(ms), "min": min(ms), "max": max(ms), "samples": len(ms)}
 
 
 def compare(problem: bench_problem.Problem, *, convolution: str, repeats: int, calls: int,
-            adam_steps: int) -> dict:
-    """The check, then alternating timings; ``ratio`` is stylejax time / PyTorch time."""
+            adam_steps: int, model=None, agreement: dict | None = None) -> dict:
+    """The check (unless its ``agreement`` is given), then alternating timings in ms;
+    ``ratio`` is stylejax time / PyTorch time."""
     import torch
 
     from stylejax._src import torch_vgg
 
-    model = torch_model(problem)
-    agreement = check(problem, convolution, model)
+    model = model or torch_model(problem)
+    agreement = agreement or check(problem, convolution, model)
     solver = optimise.SolverSpec("adam", problem.spec, convolution=convolution)
     prepared = problem.args._replace(params=optimise.prepare_params(problem.args.params, solver))
     program = bench_problem.value_and_grad_program(problem.spec)
@@ -152,7 +153,7 @@ def compare(problem: bench_problem.Problem, *, convolution: str, repeats: int, c
         "torch_version": torch.__version__, "torch_threads": torch.get_num_threads(),
         "convolution": convolution, "adam_steps": adam_steps, "adam_chunk": chunk,
         "evaluation": evaluation, "adam": adam,
-        "evaluation_ratio": evaluation["stylejax_evaluation"]["median_ms"] / evaluation["torch_evaluation"]["median_ms"],
-        "adam_ratio": adam["stylejax_adam"]["median_ms"] / adam["torch_adam"]["median_ms"],
+        "evaluation_ratio": evaluation["stylejax_evaluation"]["median"] / evaluation["torch_evaluation"]["median"],
+        "adam_ratio": adam["stylejax_adam"]["median"] / adam["torch_adam"]["median"],
         "adam_last_losses": final_losses,
     }
