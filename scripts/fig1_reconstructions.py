@@ -1,7 +1,9 @@
 """Fig. 1 of Gatys, Ecker & Bethge (CVPR 2016): content and style reconstructions.
 
-    PYTHONPATH=. python scripts/fig1_reconstructions.py --images ../shared/images \\
-        --weights random --out out/fig1
+    PYTHONPATH=. python scripts/fig1_reconstructions.py --weights random --out out/fig1
+
+Pictures: the 512 px copies shipped in stylejax/examples/ (credits in its README.md);
+``--images DIR`` or ``$STYLEJAX_IMAGES`` takes them from another folder instead.
 
 What it shows: top row, the Neckarfront photo reconstructed from white noise by matching
 only its content representation at conv1_2, conv2_2, conv3_2, conv4_2, conv5_2 (``--arxiv``:

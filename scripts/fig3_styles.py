@@ -1,7 +1,10 @@
 """Fig. 3 of Gatys, Ecker & Bethge (CVPR 2016; Fig. 2 on arXiv): one photo, five styles.
 
-    PYTHONPATH=. python scripts/fig3_styles.py --images ../shared/images \\
+    PYTHONPATH=. python scripts/fig3_styles.py \\
         --weights random --out out/fig3 [--replace E=PATH] [--arxiv]
+
+Pictures: the 512 px copies shipped in stylejax/examples/ (credits in its README.md);
+``--images DIR`` or ``$STYLEJAX_IMAGES`` takes them from another folder instead.
 
 What it shows: A, the Neckarfront photo; B-F, it rendered in the style of B Turner's
 Shipwreck of the Minotaur (alpha/beta 1e-3), C van Gogh's Starry Night (8e-4), D Munch's

@@ -1,7 +1,9 @@
 """Fig. 4 of Gatys, Ecker & Bethge (CVPR 2016; Fig. 3 on arXiv): style layers x alpha/beta.
 
-    PYTHONPATH=. python scripts/fig4_layers_ratios.py --images ../shared/images \\
-        --weights random --out out/fig4
+    PYTHONPATH=. python scripts/fig4_layers_ratios.py --weights random --out out/fig4
+
+Pictures: the 512 px copies shipped in stylejax/examples/ (credits in its README.md);
+``--images DIR`` or ``$STYLEJAX_IMAGES`` takes them from another folder instead.
 
 What it shows: the Neckarfront in the style of Kandinsky's Composition VII, with the
 style matched on the first k of conv1_1..conv5_1 (rows, k = 1..5, weights 1/k) and

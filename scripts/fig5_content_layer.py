@@ -1,7 +1,9 @@
 """Fig. 5 of Gatys, Ecker & Bethge (CVPR 2016): matching the content on conv2_2 vs conv4_2.
 
-    PYTHONPATH=. python scripts/fig5_content_layer.py --images ../shared/images \\
-        --weights random --out out/fig5 [--style PATH]
+    PYTHONPATH=. python scripts/fig5_content_layer.py --weights random --out out/fig5 [--style PATH]
+
+Pictures: the 512 px copies shipped in stylejax/examples/ (credits in its README.md);
+``--images DIR`` or ``$STYLEJAX_IMAGES`` takes them from another folder instead.
 
 What it shows: the Neckarfront photo, the painting, and two results at alpha/beta 1e-3
 (style conv1_1..conv5_1, 1/5 each, white-noise init) whose content is matched on conv2_2

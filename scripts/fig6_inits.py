@@ -1,7 +1,9 @@
 """Fig. 6 of Gatys, Ecker & Bethge (CVPR 2016): initialising from content, style or noise.
 
-    PYTHONPATH=. python scripts/fig6_inits.py --images ../shared/images \\
-        --weights random --out out/fig6 [--style FILE_OR_PATH]
+    PYTHONPATH=. python scripts/fig6_inits.py --weights random --out out/fig6 [--style FILE_OR_PATH]
+
+Pictures: the 512 px copies shipped in stylejax/examples/ (credits in its README.md);
+``--images DIR`` or ``$STYLEJAX_IMAGES`` takes them from another folder instead.
 
 What it shows: the Neckarfront in a Fig. 3 style (default The Starry Night; ``--style``
 takes another file name in ``--images`` or any image PATH) at the paper's settings

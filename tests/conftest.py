@@ -11,10 +11,14 @@ jax.config.update("jax_enable_x64", False)
 
 @pytest.fixture(scope="session")
 def reference_images_dir():
-    """The paper's images, when ../shared/images or STYLEJAX_IMAGES provides them."""
-    here = os.path.dirname(os.path.abspath(__file__))
-    candidates = [os.environ.get("STYLEJAX_IMAGES"), os.path.join(here, "..", "..", "shared", "images")]
-    for candidate in candidates:
-        if candidate and os.path.isfile(os.path.join(candidate, "tuebingen_neckarfront.jpg")):
-            return os.path.abspath(candidate)
-    pytest.skip("reference images not available (set STYLEJAX_IMAGES)")
+    """The paper's images: the STYLEJAX_IMAGES folder when it holds them, else the copies
+    shipped in stylejax/examples/ (always there, so the tests that use them never skip)."""
+    from stylejax._src import images  # after the strict settings above
+
+    override = os.environ.get(images.IMAGES_ENV)
+    if override and os.path.isfile(os.path.join(override, "tuebingen_neckarfront.jpg")):
+        return os.path.abspath(override)
+    packaged = images.packaged_examples_dir()
+    assert os.path.isfile(os.path.join(packaged, "tuebingen_neckarfront.jpg")), (
+        f"the shipped example images are missing from {packaged}")
+    return packaged

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from stylejax._src import grid
+from stylejax._src import figures, grid, images
 
 SCRIPTS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "scripts")
 TINY = ["--size", "32", "--iterations", "2", "--optimizer", "adam", "--weights", "random", "--quiet"]
@@ -166,11 +166,39 @@ def _one_line_error(capsys, status, *words):
         assert word in err, err
 
 
-def test_no_images_folder_is_one_line(scripts, tmp_path, monkeypatch, capsys):
+def test_missing_images_folder_is_one_line(scripts, tmp_path, monkeypatch, capsys):
     monkeypatch.delenv("STYLEJAX_IMAGES", raising=False)
-    status = scripts["fig5_content_layer"].main([*TINY, "--out", str(tmp_path / "o")])
-    _one_line_error(capsys, status, "fig5_content_layer: error:", "--images", "STYLEJAX_IMAGES")
+    status = scripts["fig5_content_layer"].main([*TINY, "--images", "/nonexistent/folder",
+                                                 "--out", str(tmp_path / "o")])
+    _one_line_error(capsys, status, "fig5_content_layer: error:", "/nonexistent/folder", "--images")
     assert not (tmp_path / "o").exists()
+    monkeypatch.setenv("STYLEJAX_IMAGES", "/nonexistent/env-folder")
+    status = scripts["fig5_content_layer"].main([*TINY, "--out", str(tmp_path / "o")])
+    _one_line_error(capsys, status, "/nonexistent/env-folder", "STYLEJAX_IMAGES")
+    assert not (tmp_path / "o").exists()
+
+
+def test_without_images_or_env_the_shipped_pictures_are_found(tmp_path, monkeypatch):
+    """No --images and no STYLEJAX_IMAGES: every figure picture resolves to the copies
+    shipped in stylejax/examples/, they load, and the Neckarfront's credit names its author."""
+    monkeypatch.delenv("STYLEJAX_IMAGES", raising=False)
+    shipped = images.packaged_examples_dir()
+    args, needs = figures.photo_and_painting("fig5_content_layer", None, ["--out", str(tmp_path)],
+                                             "vangogh_wheat_field_with_cypresses.jpg")
+    assert args.images is None
+    paths = figures.locate(args, needs)
+    assert paths == {"content": os.path.join(shipped, "tuebingen_neckarfront.jpg"),
+                     "style": os.path.join(shipped, "vangogh_wheat_field_with_cypresses.jpg")}
+    for path in paths.values():
+        picture = images.load_image(path)
+        assert max(picture.shape[:2]) == 512
+    assert "Andreas Praefcke" in figures.credit(paths["content"])
+    # Every file a figure asks for by default is shipped, with a credit (Fig. 3's Picasso
+    # is optional and not shipped).
+    every = [figures.Need(name, name, name) for name in figures.CREDITS]
+    assert figures.locate(args, every) == {name: os.path.join(shipped, name) for name in figures.CREDITS}
+    picasso = figures.Need("E", "picasso_femme_nue_assise.jpg", "E", optional=True)
+    assert figures.locate(args, [needs[0], picasso])["E"] is None
 
 
 def test_missing_picture_is_one_line(scripts, tmp_path, capsys):
@@ -202,4 +230,5 @@ def test_scripts_document_their_command_and_runtime(scripts):
     for name, module in scripts.items():
         doc = module.__doc__
         assert f"scripts/{name}.py" in doc
+        assert "../shared" not in doc  # the shipped example images are the default
         assert "measured" in doc and "estimate" in doc

@@ -502,3 +502,58 @@ def test_white_noise():
     assert float(a.max()) < 1.0
     assert abs(float(a.mean()) - 0.5) < 0.03
     assert abs(_neighbour_correlation(a)) < 0.1
+
+
+# --------------------------------------------------------------------------- example images
+
+
+def test_example_images_dir_is_the_packaged_folder_without_the_override(monkeypatch):
+    monkeypatch.delenv("STYLEJAX_IMAGES", raising=False)
+    folder = images.example_images_dir()
+    assert folder == images.packaged_examples_dir()
+    assert os.path.normpath(folder).endswith(os.path.join("stylejax", "examples"))
+    monkeypatch.setenv("STYLEJAX_IMAGES", "")  # empty counts as unset
+    assert images.example_images_dir() == folder
+
+
+def test_example_images_dir_is_the_override_when_set(tmp_path, monkeypatch):
+    monkeypatch.setenv("STYLEJAX_IMAGES", str(tmp_path))
+    assert images.example_images_dir() == str(tmp_path)
+    monkeypatch.setenv("STYLEJAX_IMAGES", "/no/such/folder")  # returned as given; callers check
+    assert images.example_images_dir() == "/no/such/folder"
+
+
+def test_example_image_prefers_the_override_and_falls_back_to_the_shipped_copy(tmp_path, monkeypatch):
+    import re
+
+    name = "tuebingen_neckarfront.jpg"
+    Image.fromarray(_gradient()).save(tmp_path / name)
+    monkeypatch.setenv("STYLEJAX_IMAGES", str(tmp_path))
+    assert images.example_image(name) == str(tmp_path / name)
+    shipped = os.path.join(images.packaged_examples_dir(), "hokusai_great_wave.jpg")
+    assert images.example_image("hokusai_great_wave.jpg") == shipped  # not in the override
+    with pytest.raises(UserError, match=r"no_such_picture\.jpg.*" + re.escape(str(tmp_path))):
+        images.example_image("no_such_picture.jpg")
+    monkeypatch.delenv("STYLEJAX_IMAGES")
+    assert images.example_image(name) == os.path.join(images.packaged_examples_dir(), name)
+
+
+def test_the_shipped_examples_are_512px_credited_and_listed_with_their_md5():
+    import hashlib
+
+    folder = images.packaged_examples_dir()
+    shipped = sorted(f for f in os.listdir(folder) if f.endswith(".jpg"))
+    assert shipped == sorted(images.EXAMPLE_CREDITS)
+    assert "Andreas Praefcke" in images.EXAMPLE_CREDITS["tuebingen_neckarfront.jpg"]
+    with open(os.path.join(folder, "README.md"), encoding="utf-8") as f:
+        readme = f.read()
+    assert "Andreas Praefcke" in readme and "CC BY 3.0" in readme
+    for name in shipped:
+        path = os.path.join(folder, name)
+        with Image.open(path) as image:
+            assert image.format == "JPEG"
+            assert max(image.size) == 512, (name, image.size)
+        with open(path, "rb") as f:
+            assert f"{hashlib.md5(f.read()).hexdigest()}  {name}" in readme, name
+        assert f"| {name} |" in readme
+        _rgb(images.load_image(path))

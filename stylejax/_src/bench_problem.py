@@ -2,25 +2,28 @@
 
 Content conv4_2, style conv1_1..conv5_1 with w_l = 1/5, alpha/beta = 1e-3, average
 pooling, white-noise init (Sec. 2-3 of the paper). The images are the paper's
-Neckarfront and Starry Night when ``STYLEJAX_IMAGES`` points at them, else stylejax's
-procedural pictures, resized to ``size`` px on the longest side. The cost of an
-evaluation depends on the sizes only, not on the weights' values or the pictures.
+Neckarfront and Starry Night (``images.example_image``: the copies shipped with stylejax,
+or those in ``$STYLEJAX_IMAGES``), resized to ``size`` px on the longest side. The cost
+of an evaluation depends on the sizes only, not on the weights' values or the pictures.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
+import os
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from stylejax._src import config as config_lib
-from stylejax._src import demo, images, losses, optimise
+from stylejax._src import images, losses, optimise
 from stylejax._src.weights_file import LoadedWeights
 
 RATIO = 1e-3
+CONTENT_FILE = "tuebingen_neckarfront.jpg"
+STYLE_FILE = "vangogh_starry_night.jpg"
 
 
 @dataclasses.dataclass
@@ -43,13 +46,26 @@ class Problem:
                 "pooling": self.spec.pooling}
 
 
+def paper_pictures(size: int) -> tuple[np.ndarray, np.ndarray, str]:
+    """(content, style, where they came from): the Neckarfront and The Starry Night as RGB
+    in [0, 1], both resized to the content's aspect ratio with ``size`` px on its longest side."""
+    content_path = images.example_image(CONTENT_FILE)
+    style_path = images.example_image(STYLE_FILE)
+    content = images.load_image(content_path)
+    shape = images.output_shape(content.shape[0], content.shape[1], size)
+    pictures = " and ".join(
+        f"{path} ({images.EXAMPLE_CREDITS[os.path.basename(path)]})" for path in (content_path, style_path)
+    )
+    return images.resize(content, shape), images.resize(images.load_image(style_path), shape), pictures
+
+
 @functools.lru_cache(maxsize=4)
 def _jitted_targets(spec: losses.LossSpec):
     return jax.jit(functools.partial(losses.compute_targets, spec=spec))
 
 
 def build(size: int, weights: LoadedWeights, seed: int = 0) -> Problem:
-    content_rgb, style_rgb, pictures = demo.demo_pictures(size)
+    content_rgb, style_rgb, pictures = paper_pictures(size)
     shape = content_rgb.shape[:2]
     convention = weights.convention
     spec = losses.LossSpec(("conv4_2",), config_lib.PAPER_STYLE_LAYERS, "avg")

@@ -45,7 +45,7 @@ from stylejax._version import __version__
 
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
-IMAGES_ENV = "STYLEJAX_IMAGES"
+IMAGES_ENV = images.IMAGES_ENV
 DEFAULT_SIZE = 64
 DEFAULT_ITERATIONS = 20
 POOLING = "avg"  # the paper's choice
@@ -54,15 +54,7 @@ FIGURE_FILE = "figure.png"
 RESULTS_FILE = "results.json"
 
 CONTENT_FILE = "tuebingen_neckarfront.jpg"
-CREDITS = {
-    "tuebingen_neckarfront.jpg": "Neckarfront, Tuebingen: photo by Andreas Praefcke (CC BY 3.0)",
-    "turner_shipwreck_minotaur.jpg": "J. M. W. Turner, The Shipwreck of the Minotaur (public domain)",
-    "vangogh_starry_night.jpg": "Vincent van Gogh, The Starry Night (public domain)",
-    "munch_the_scream.jpg": "Edvard Munch, The Scream (public domain)",
-    "kandinsky_composition_vii.jpg": "Wassily Kandinsky, Composition VII (public domain)",
-    "vangogh_wheat_field_with_cypresses.jpg": "Vincent van Gogh, A Wheatfield with Cypresses (public domain)",
-    "hokusai_great_wave.jpg": "Katsushika Hokusai, The Great Wave off Kanagawa (public domain)",
-}
+CREDITS = images.EXAMPLE_CREDITS  # one home: next to example_images_dir
 
 
 # --------------------------------------------------------------------------- command line
@@ -81,7 +73,8 @@ def common_arguments(*, images: bool = True) -> ArgumentParser:
     add = parent.add_argument
     if images:
         add("--images", metavar="DIR",
-            help=f"folder holding the paper's pictures (default: ${IMAGES_ENV})")
+            help=f"folder holding the paper's pictures (default: ${IMAGES_ENV} if set, else "
+                 f"the 512 px copies shipped with stylejax)")
         add("--replace", metavar="KEY=PATH", action="append", default=[],
             help="use PATH for the picture KEY (a panel key, or a file name in --images); repeatable")
     add("--size", default=str(DEFAULT_SIZE), metavar="N",
@@ -199,7 +192,8 @@ def locate(args, needs: Sequence[Need]) -> dict[str, str | None]:
     """The file of each need (None for a missing optional one); fails on anything else.
 
     Order: an explicit ``path``; a ``--replace`` for the key, the file name or its stem;
-    the file in ``--images`` (or ``$STYLEJAX_IMAGES``).
+    the file in ``--images``, else in ``images.example_images_dir()``: ``$STYLEJAX_IMAGES``
+    when set, else the copies shipped with stylejax.
     """
     replacements = parse_replacements(getattr(args, "replace", []) or [])
     names = {}
@@ -213,7 +207,12 @@ def locate(args, needs: Sequence[Need]) -> dict[str, str | None]:
         raise UserError(f"--replace {unknown[0]}=...: this figure has no picture {unknown[0]!r} "
                         f"(keys: {', '.join(n.key for n in needs)})")
     given = {names[k].key: path for k, path in replacements.items()}
-    folder = getattr(args, "images", None) or os.environ.get(IMAGES_ENV) or None
+    folder = getattr(args, "images", None)
+    origin = "from --images"
+    if not folder:
+        folder = images.example_images_dir()
+        origin = (f"from ${IMAGES_ENV}" if os.environ.get(IMAGES_ENV)
+                  else "the copies shipped with stylejax; reinstall it")
     found: dict[str, str | None] = {}
     for need in needs:
         what = f"{need.label} ({need.key})"
@@ -221,11 +220,9 @@ def locate(args, needs: Sequence[Need]) -> dict[str, str | None]:
             found[need.key] = _check_file(given[need.key], what)
         elif need.path is not None:
             found[need.key] = _check_file(need.path, what)
-        elif folder is None:
-            raise UserError(f"no reference images folder for {need.filename}: pass --images DIR "
-                            f"or set {IMAGES_ENV}")
         elif not os.path.isdir(folder):
-            raise UserError(f"reference images folder {folder} is not a folder")
+            problem = "is not a folder" if os.path.exists(folder) else "does not exist"
+            raise UserError(f"reference images folder {folder} ({origin}) {problem}")
         elif os.path.isfile(os.path.join(folder, need.filename)):
             found[need.key] = os.path.join(folder, need.filename)
         elif need.optional:

@@ -293,3 +293,63 @@ def white_noise(seed: int, shape: tuple[int, int]) -> np.ndarray:
     """
     height, width = int(shape[0]), int(shape[1])
     return np.random.default_rng(seed).random((height, width, 3), dtype=np.float32)
+
+
+# --------------------------------------------------------------------------- example images
+
+# The folder of the paper's pictures: the user's override of the shipped copies.
+IMAGES_ENV = "STYLEJAX_IMAGES"
+# The shipped copies: stylejax/examples/ (package data), 512 px on the long side.
+_PACKAGED_EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples")
+
+# file name -> the credit line to show wherever the picture, or a result made from it, is
+# shown. The Neckarfront photograph's CC BY 3.0 licence requires its author's name.
+EXAMPLE_CREDITS = {
+    "tuebingen_neckarfront.jpg": "Neckarfront, Tuebingen: photo by Andreas Praefcke (CC BY 3.0)",
+    "turner_shipwreck_minotaur.jpg": "J. M. W. Turner, The Shipwreck of the Minotaur (public domain)",
+    "vangogh_starry_night.jpg": "Vincent van Gogh, The Starry Night (public domain)",
+    "munch_the_scream.jpg": "Edvard Munch, The Scream (public domain)",
+    "kandinsky_composition_vii.jpg": "Wassily Kandinsky, Composition VII (public domain)",
+    "vangogh_wheat_field_with_cypresses.jpg": "Vincent van Gogh, A Wheatfield with Cypresses (public domain)",
+    "hokusai_great_wave.jpg": "Katsushika Hokusai, The Great Wave off Kanagawa (public domain)",
+}
+
+
+def packaged_examples_dir() -> str:
+    """The example images shipped inside the package (``stylejax/examples``).
+
+    Downscaled copies (512 px on the long side) of the paper's pictures, listed in
+    ``EXAMPLE_CREDITS``; ``stylejax/examples/README.md`` gives their sources and licences.
+    A path beside this module, so it is the source tree under an editable install and
+    site-packages under a normal one.
+    """
+    return _PACKAGED_EXAMPLES
+
+
+def example_images_dir() -> str:
+    """Where the paper's pictures are: ``$STYLEJAX_IMAGES`` when set (and not empty), else
+    the copies shipped with stylejax (:func:`packaged_examples_dir`).
+
+    The override is returned as given, whether or not it exists: the caller says what is
+    wrong with it, naming the folder.
+    """
+    return os.environ.get(IMAGES_ENV) or packaged_examples_dir()
+
+
+def example_image(name: str) -> str:
+    """The path of the example picture ``name`` (a file name such as
+    ``"tuebingen_neckarfront.jpg"``): the file in :func:`example_images_dir`, or, when a
+    ``$STYLEJAX_IMAGES`` folder lacks it, the shipped copy.
+
+    Raises:
+      UserError: neither has it.
+    """
+    path = os.path.join(example_images_dir(), name)
+    if os.path.isfile(path):
+        return path
+    packaged = os.path.join(packaged_examples_dir(), name)
+    if os.path.isfile(packaged):
+        return packaged
+    folders = dict.fromkeys((example_images_dir(), packaged_examples_dir()))
+    shipped = ", ".join(sorted(EXAMPLE_CREDITS))
+    raise UserError(f"no example image {name!r} in {' or '.join(folders)} (shipped: {shipped})")
