@@ -2,7 +2,10 @@
 
 Tolerances: every comparison is exact (``assert_array_equal``, zero tolerance) with the
 dtype checked too, because the reader copies stored bytes and never does arithmetic;
-the one conversion, bfloat16 -> float32, is exact by construction.
+the one conversion, bfloat16 -> float32, is exact by construction, and so are the
+conversions of float16/float64/bfloat16 conv weights to float32 compared below (each is
+compared with the same cast of the same values). Timings have explicit bounds (a
+refused decompression bomb: under 5 s wall time, under 32 MiB of Python allocations).
 
 ``tests/data/torch_{zip,legacy}_small.pth`` were written by torch 2.13.0 (CPU) with::
 
@@ -34,15 +37,20 @@ import pickle
 import pickletools
 import struct
 import sys
+import time
+import tracemalloc
 import zipfile
 
 import numpy as np
 import pytest
 import torch_files
+import vgg_files
 
-from stylejax._src import torch_pickle
+from stylejax import cli
+from stylejax._src import convert, torch_pickle, weights_file
+from stylejax._src import layers as vgg_layers
 from stylejax._src.errors import UserError
-from stylejax._src.torch_pickle import read_state_dict
+from stylejax._src.torch_pickle import TensorInfo, read_state_dict
 
 DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
 REAL_ZIP = os.path.join(DATA, "torch_zip_small.pth")
@@ -477,9 +485,9 @@ def test_huge_zero_stride_expansion_is_refused(tmp_path):
 # Broken files: one-line UserErrors naming the path.
 
 
-def _error(path) -> str:
+def _error(path, **kwargs) -> str:
     with pytest.raises(UserError) as info:
-        read_state_dict(path)
+        read_state_dict(path, **kwargs)
     message = str(info.value)
     assert str(path) in message
     assert "\n" not in message
@@ -581,3 +589,476 @@ def test_no_tensors(tmp_path, fmt):
     path = tmp_path / "none.pth"
     WRITERS[fmt](path, {"epoch": 3, "names": ["a", "b"]})
     assert "no tensors found" in _error(path)
+
+
+# --------------------------------------------------------------------------------------
+# Reading only what the caller keeps: the index first, then the kept storages.
+
+VGG19_CLASSIFIER = {  # torchvision's fully connected layers, all dropped by conversion
+    "classifier.0.weight": (4096, 25088),
+    "classifier.0.bias": (4096,),
+    "classifier.3.weight": (4096, 4096),
+    "classifier.3.bias": (4096,),
+    "classifier.6.weight": (1000, 4096),
+    "classifier.6.bias": (1000,),
+}
+
+
+@pytest.fixture(scope="module")
+def vgg_params():
+    return vgg_files.random_params(0)
+
+
+def _expanded(shape: tuple[int, ...]) -> np.ndarray:
+    """What torch.zeros(1).expand(*shape) saves: a one-element storage, all strides 0."""
+    return np.broadcast_to(np.zeros(1, np.float32), shape)
+
+
+def _expanded_classifier_state(params) -> dict:
+    state = vgg_files.torch_state_dict(params, classifier=False)
+    for key, shape in VGG19_CLASSIFIER.items():
+        state[key] = _expanded(shape)
+    return state
+
+
+def _assert_conv_params(path, params) -> None:
+    loaded = weights_file.load_weights(path)
+    for name in vgg_layers.CONV_NAMES:
+        np.testing.assert_array_equal(loaded.params[name]["kernel"], params[name]["kernel"])
+        np.testing.assert_array_equal(loaded.params[name]["bias"], params[name]["bias"])
+
+
+def _spy_zip_opens(monkeypatch) -> list[str]:
+    """Every zip member name that zipfile opens (ZipFile.read opens too) from now on."""
+    opened: list[str] = []
+    real_open = zipfile.ZipFile.open
+
+    def spy(self, name, *args, **kwargs):
+        opened.append(name.filename if isinstance(name, zipfile.ZipInfo) else name)
+        return real_open(self, name, *args, **kwargs)
+
+    monkeypatch.setattr(zipfile.ZipFile, "open", spy)
+    return opened
+
+
+class _CountingFileIO(io.FileIO):
+    """A raw file that counts the bytes it hands to its buffer."""
+
+    total = 0
+
+    def readinto(self, buffer):
+        n = super().readinto(buffer)
+        _CountingFileIO.total += n or 0
+        return n
+
+
+def _count_legacy_reads(monkeypatch) -> type[_CountingFileIO]:
+    """From now on read_state_dict opens files through _CountingFileIO (legacy format)."""
+    _CountingFileIO.total = 0
+
+    def counting_open(path, mode="r"):
+        assert mode == "rb"
+        return io.BufferedReader(_CountingFileIO(path, "r"))
+
+    monkeypatch.setattr(torch_pickle, "open", counting_open, raising=False)
+    return _CountingFileIO
+
+
+@pytest.mark.parametrize("fmt", ["zip", "legacy"])
+def test_expanded_classifier_is_never_read_and_the_file_converts(vgg_params, tmp_path, fmt):
+    # torch.save keeps torch.zeros(1).expand(4096, 25088) as one stored float with
+    # strides (0, 0), and torch.load reads it back; conversion drops the classifier, so
+    # it must not refuse the file for an expansion it never materialises.
+    source = tmp_path / "vgg19-dcbb9e9d.pth"  # torchvision's name: convention known
+    WRITERS[fmt](source, _expanded_classifier_state(vgg_params))
+    with pytest.raises(UserError, match=r"'classifier\.0\.weight' expands 1 stored elements"):
+        read_state_dict(source)  # reading every tensor still refuses the expansion
+    out = tmp_path / "w.h5"
+    result, _ = convert.convert(str(source), str(out))
+    assert sorted(result.dropped) == sorted(VGG19_CLASSIFIER)
+    _assert_conv_params(out, vgg_params)
+
+
+def test_the_same_expansion_in_a_conv_key_is_still_refused(vgg_params, tmp_path):
+    state = _expanded_classifier_state(vgg_params)
+    state["features.0.weight"] = _expanded((4096, 25088))
+    source = tmp_path / "vgg19-dcbb9e9d.pth"
+    torch_files.write_zip_checkpoint(source, state)
+    message = _error(source, select={"features.0.weight": None})  # kept, any shape
+    assert "'features.0.weight' expands 1 stored elements to 102760448" in message
+    out = tmp_path / "w.h5"
+    with pytest.raises(UserError, match=r"features\.0\.weight \(4096, 25088\)"):
+        convert.convert(str(source), str(out))  # not a conv kernel: refused by name
+    state["features.0.weight"] = _expanded((4096, 25088, 3, 3))  # 4-D, wrong shape
+    torch_files.write_zip_checkpoint(source, state)
+    with pytest.raises(UserError) as info:
+        convert.convert(str(source), str(out))
+    assert "'features.0.weight' has shape (4096, 25088, 3, 3), expected (64, 3, 3, 3)" in str(
+        info.value
+    )
+    assert not out.exists()
+
+
+def test_a_stride_zero_conv_weight_of_the_right_shape_converts(vgg_params, tmp_path):
+    # A small expansion (1 stored element to 64x3x3x3) is a valid tensor torch loads.
+    state = _expanded_classifier_state(vgg_params)
+    state["features.0.weight"] = _expanded((64, 3, 3, 3))
+    source = tmp_path / "vgg19-dcbb9e9d.pth"
+    torch_files.write_zip_checkpoint(source, state)
+    out = tmp_path / "w.h5"
+    convert.convert(str(source), str(out))
+    kernel = weights_file.load_weights(out).params["conv1_1"]["kernel"]
+    np.testing.assert_array_equal(kernel, np.zeros((3, 3, 3, 64), np.float32))
+
+
+def test_only_the_kept_zip_members_are_opened(vgg_params, tmp_path, monkeypatch):
+    source = tmp_path / "vgg19-dcbb9e9d.pth"
+    torch_files.write_zip_checkpoint(source, vgg_files.torch_state_dict(vgg_params))
+    with zipfile.ZipFile(source) as z:  # 32 conv storages, then the classifier's two
+        assert [n for n in z.namelist() if "/data/" in n][-2:] == [
+            "archive/data/32",
+            "archive/data/33",
+        ]
+    opened = _spy_zip_opens(monkeypatch)
+    out = tmp_path / "w.h5"
+    result, _ = convert.convert(str(source), str(out))
+    assert result.dropped == ("classifier.0.weight", "classifier.0.bias")
+    assert sorted(n for n in opened if "/data/" in n) == sorted(
+        f"archive/data/{i}" for i in range(32)
+    )
+    _assert_conv_params(out, vgg_params)
+
+
+def test_a_damaged_dropped_storage_does_not_stop_conversion(vgg_params, tmp_path):
+    good = tmp_path / "good.pth"
+    torch_files.write_zip_checkpoint(good, vgg_files.torch_state_dict(vgg_params))
+    classifier = ("archive/data/32", "archive/data/33")
+    for damage in ("garbage", "missing"):
+        source = tmp_path / damage / "vgg19-dcbb9e9d.pth"
+        source.parent.mkdir()
+        if damage == "garbage":  # wrong length and not floats
+            torch_files.rewrite_zip(good, source, dict.fromkeys(classifier, b"\xff" * 7))
+        else:
+            torch_files.rewrite_zip(good, source, drop=classifier)
+        assert "truncated" in _error(source)  # reading everything notices the damage
+        out = tmp_path / damage / "w.h5"
+        convert.convert(str(source), str(out))
+        _assert_conv_params(out, vgg_params)
+
+
+def test_legacy_storages_of_dropped_tensors_are_skipped(vgg_params, tmp_path, monkeypatch):
+    state = vgg_files.torch_state_dict(vgg_params, classifier=False)
+    state["classifier.0.weight"] = np.ones((4096, 4096), np.float32)  # 64 MiB of real data
+    source = tmp_path / "vgg19-d01eb7cb.pth"  # jcjohnson's legacy file: Caffe convention
+    torch_files.write_legacy_checkpoint(source, state)
+    size = os.path.getsize(source)
+    counter = _count_legacy_reads(monkeypatch)
+    convert.convert(str(source), str(tmp_path / "w.h5"))
+    conv_bytes = 4 * vgg_layers.CONV_PARAMETER_COUNT
+    assert conv_bytes <= counter.total < conv_bytes + (1 << 20)
+    assert size - counter.total > (63 << 20)  # the classifier's 64 MiB (less read-ahead) unread
+    counter.total = 0
+    assert list(read_state_dict(source, select={})) == []
+    assert counter.total < 1 << 20  # the pickles and the element counts only
+
+
+@pytest.mark.parametrize(("fmt", "layout"), [("zip", "features"), ("legacy", "named")])
+def test_a_wrong_conv_shape_is_refused_by_name_before_any_read(
+    vgg_params, tmp_path, monkeypatch, fmt, layout
+):
+    state = vgg_files.torch_state_dict(vgg_params, layout=layout)
+    key = "features.5.weight" if layout == "features" else "conv2_1.weight"
+    state[key] = np.zeros((128, 64, 5, 5), np.float32)  # conv2_1 with 5x5 kernels
+    source = tmp_path / ("vgg19-dcbb9e9d.pth" if layout == "features" else "vgg_conv.pth")
+    WRITERS[fmt](source, state)
+    opened = _spy_zip_opens(monkeypatch)
+    counter = _count_legacy_reads(monkeypatch)
+    out = tmp_path / "w.h5"
+    with pytest.raises(UserError) as info:
+        convert.convert(str(source), str(out))
+    message = str(info.value)
+    assert f"{key!r} has shape (128, 64, 5, 5), expected (128, 64, 3, 3)" in message
+    assert str(source) in message and "\n" not in message
+    assert not [n for n in opened if "/data/" in n]  # zip: no storage member opened
+    if fmt == "legacy":
+        assert counter.total < 1 << 20  # the pickles only, not one storage
+    assert not out.exists()
+
+
+def test_select_by_mapping_reads_only_the_named_tensors(tmp_path):
+    rng = np.random.default_rng(8)
+    base = rng.standard_normal((3, 4)).astype(np.float32)
+    sd = {
+        "a": base,
+        "b": base[1],
+        "c": np.arange(5, dtype=np.int64),
+        "d": _expanded((10**6, 10**6)),
+    }
+    for fmt, writer in WRITERS.items():
+        path = tmp_path / f"sel_{fmt}.pth"
+        writer(path, sd)
+        got = read_state_dict(path, select={"b": None, "a": (3, 4), "absent": (1,)})
+        _assert_same(got, {"a": base, "b": base[1]})  # file order, not the mapping's
+        assert "'b' has shape (4,), expected (3,)" in _error(path, select={"b": [3]})
+        assert read_state_dict(path, select={}) == {}
+
+
+def test_select_function_gets_the_index_before_any_storage_is_read(tmp_path, monkeypatch):
+    sd = {
+        "module.w": np.ones((2, 3), np.float16),
+        "module.bf": torch_files.BFloat16(np.array([0x3F80], np.uint16)),
+        "module.huge": _expanded((4096, 25088)),
+        "module.mask": np.array([True, False]),
+    }
+    path = tmp_path / "index.pth"
+    torch_files.write_zip_checkpoint(path, sd)
+    opened = _spy_zip_opens(monkeypatch)
+    seen = {}
+
+    def select(index):
+        seen.update(index)
+        assert not [n for n in opened if "/data/" in n]  # nothing read yet
+        return {"w": (2, 3), "bf": None}
+
+    got = read_state_dict(path, select=select)
+    assert list(seen) == ["w", "bf", "huge", "mask"]  # module. removed, file order
+    assert seen["w"] == TensorInfo((2, 3), np.dtype(np.float16))
+    assert seen["bf"] == TensorInfo((1,), np.dtype(np.float32))
+    assert seen["huge"] == TensorInfo((4096, 25088), np.dtype(np.float32))
+    assert seen["mask"] == TensorInfo((2,), np.dtype(bool))
+    _assert_same(got, {"w": np.ones((2, 3), np.float16), "bf": np.ones(1, np.float32)})
+    assert sorted(n for n in opened if "/data/" in n) == ["archive/data/0", "archive/data/1"]
+
+
+def test_select_errors_pass_through_unchanged(tmp_path):
+    path = tmp_path / "x.pth"
+    torch_files.write_zip_checkpoint(path, {"w": np.ones(2, np.float32)})
+
+    def refuse(index):
+        raise UserError("not the network we want")
+
+    def bug(index):
+        raise RuntimeError("a bug in the caller")
+
+    with pytest.raises(UserError, match=r"^not the network we want$"):
+        read_state_dict(path, select=refuse)
+    with pytest.raises(RuntimeError, match=r"^a bug in the caller$"):
+        read_state_dict(path, select=bug)
+
+
+def test_float16_float64_and_bfloat16_conv_weights_convert(vgg_params, tmp_path):
+    # Both formats read these dtypes (test_dtypes, test_bfloat16_...); this is the convert.
+    state = vgg_files.torch_state_dict(vgg_params)
+    expected = {}
+    casts = (np.float16, np.float64, "bfloat16", np.float32)
+    for i, name in enumerate(vgg_layers.CONV_NAMES):
+        index = next(k for k, v in convert.FEATURE_INDEX.items() if v == name)
+        key = f"features.{index}.weight"
+        cast = casts[i % len(casts)]
+        if cast == "bfloat16":
+            state[key] = torch_files.BFloat16.from_float32(state[key])
+            oihw = state[key].to_float32()
+        else:
+            state[key] = state[key].astype(cast)
+            oihw = state[key].astype(np.float32)  # exact: the same cast of the same values
+        expected[name] = np.transpose(oihw, (2, 3, 1, 0))
+    source = tmp_path / "vgg19-74e45263.pth"
+    torch_files.write_zip_checkpoint(source, state)
+    out = tmp_path / "w.h5"
+    convert.convert(str(source), str(out))
+    loaded = weights_file.load_weights(out)
+    for name in vgg_layers.CONV_NAMES:
+        assert loaded.params[name]["kernel"].dtype == np.float32
+        np.testing.assert_array_equal(loaded.params[name]["kernel"], expected[name], err_msg=name)
+
+
+def test_real_torch_saves_and_loads_an_expanded_classifier(tmp_path):
+    """With torch installed (not in CI): torch.save writes an expansion exactly as the
+    fabricated files do, and torch.load reads the fabricated file back."""
+    torch = pytest.importorskip("torch")
+    weight = torch.randn(64, 3, 3, 3)
+    real = collections.OrderedDict(
+        [("features.0.weight", weight), ("classifier.0.weight", torch.zeros(1).expand(4096, 25088))]
+    )
+    path = tmp_path / "real.pth"
+    torch.save(real, path)
+    fabricated = {
+        "features.0.weight": weight.numpy(),
+        "classifier.0.weight": _expanded((4096, 25088)),
+    }
+    with zipfile.ZipFile(path) as z:
+        (name,) = [n for n in z.namelist() if n.endswith("/data.pkl")]
+        assert z.read(name) == torch_files.data_pickle(fabricated)
+    got = read_state_dict(path, select={"features.0.weight": (64, 3, 3, 3)})
+    np.testing.assert_array_equal(got["features.0.weight"], weight.numpy())
+    fab = tmp_path / "fab.pth"
+    torch_files.write_zip_checkpoint(fab, fabricated)
+    back = torch.load(fab, weights_only=True)
+    assert back["classifier.0.weight"].shape == (4096, 25088)
+    assert back["classifier.0.weight"].stride() == (0, 0)
+
+
+# --------------------------------------------------------------------------------------
+# Decompression bombs: refused before inflating, or while inflating in bounded chunks.
+
+
+def _small_conv_file(path) -> np.ndarray:
+    """features.0.weight in storage 0, a small classifier in storage 1 (stored, as torch)."""
+    weight = np.random.default_rng(9).standard_normal((64, 3, 3, 3), dtype=np.float32)
+    torch_files.write_zip_checkpoint(
+        path, {"features.0.weight": weight, "classifier.0.weight": np.ones(4, np.float32)}
+    )
+    return weight
+
+
+KEEP_CONV = {"features.0.weight": (64, 3, 3, 3)}
+
+
+def _refused_quickly(path, **kwargs) -> str:
+    """read_state_dict's one-line error; asserts < 5 s wall and < 32 MiB allocated."""
+    tracemalloc.start()
+    try:
+        start = time.perf_counter()
+        with pytest.raises(UserError) as info:
+            read_state_dict(path, **kwargs)
+        elapsed = time.perf_counter() - start
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert elapsed < 5.0, elapsed
+    assert peak < 32 << 20, peak
+    message = str(info.value)
+    assert str(path) in message and "\n" not in message
+    return message
+
+
+def test_deflated_zeros_larger_than_the_storage_are_refused_unread(tmp_path, monkeypatch):
+    good = tmp_path / "good.pth"
+    _small_conv_file(good)
+    path = tmp_path / "bomb.pth"
+    torch_files.rewrite_zip(
+        good,
+        path,
+        {"archive/data/0": torch_files.zero_chunks(64 << 20)},
+        deflate={"archive/data/0"},
+    )
+    assert os.path.getsize(path) < 200_000  # 64 MiB of zeros in ~65 KB
+    opened = _spy_zip_opens(monkeypatch)
+    message = _refused_quickly(path, select=KEEP_CONV)
+    assert "storage entry archive/data/0 (tensor 'features.0.weight')" in message
+    assert "declares 67108864 bytes uncompressed" in message and "6912" in message
+    assert "refusing to decompress" in message
+    assert "archive/data/0" not in opened
+
+
+def test_a_few_kilobytes_claiming_gigabytes_are_refused(tmp_path):
+    good = tmp_path / "good.pth"
+    _small_conv_file(good)
+    path = tmp_path / "claims.pth"
+    torch_files.rewrite_zip(
+        good, path, {"archive/data/0": torch_files.zero_chunks(1 << 20)}, deflate={"archive/data/0"}
+    )
+    torch_files.set_declared_size(path, "archive/data/0", 4_000_000_000)
+    assert os.path.getsize(path) < 8192
+    for select in (KEEP_CONV, None):
+        message = _refused_quickly(path, select=select)
+        assert "'features.0.weight'" in message and "declares 4000000000 bytes" in message
+
+
+@pytest.mark.parametrize(
+    ("numel", "inflated", "declared"),
+    [
+        (16 << 20, 64 << 20, None),  # a real 64 MiB of deflated zeros, consistently declared
+        (10**9, 1 << 20, 4 * 10**9),  # the pickle and the zip both claim 4 GB
+    ],
+)
+def test_a_storage_the_pickle_declares_huge_is_not_inflated(tmp_path, numel, inflated, declared):
+    # The pickle itself declares the conv's storage huge (the tensor is a small view at
+    # its start): the member agrees, so only the inflation ratio gives the bomb away.
+    good = tmp_path / "good.pth"
+    weight = _small_conv_file(good)
+    pickled = torch_files.data_pickle(
+        {"features.0.weight": weight, "classifier.0.weight": np.ones(4, np.float32)}
+    )
+    numel_1728 = b"M" + struct.pack("<H", 1728)  # BININT2: the storage's numel
+    assert pickled.count(numel_1728) == 1
+    pickled = pickled.replace(numel_1728, b"J" + struct.pack("<i", numel))
+    path = tmp_path / "bomb.pth"
+    torch_files.rewrite_zip(
+        good,
+        path,
+        {"archive/data.pkl": pickled, "archive/data/0": torch_files.zero_chunks(inflated)},
+        deflate={"archive/data/0"},
+    )
+    if declared is not None:
+        torch_files.set_declared_size(path, "archive/data/0", declared)
+    message = _refused_quickly(path, select=KEEP_CONV)
+    assert "storage entry archive/data/0 (tensor 'features.0.weight') would inflate" in message
+    assert f"to {4 * numel}, over 100 times" in message
+
+
+def test_a_member_inflating_past_its_declared_size_is_cut_there(tmp_path):
+    # The central directory claims the 6912 bytes the storage holds, the deflate stream
+    # carries 64 MiB: zipfile stops at the declared size, whose CRC then fails.
+    good = tmp_path / "good.pth"
+    _small_conv_file(good)
+    path = tmp_path / "liar.pth"
+    torch_files.rewrite_zip(
+        good,
+        path,
+        {"archive/data/0": torch_files.zero_chunks(64 << 20)},
+        deflate={"archive/data/0"},
+    )
+    torch_files.set_declared_size(path, "archive/data/0", 6912)
+    message = _refused_quickly(path, select=KEEP_CONV)
+    assert "truncated or corrupt" in message and "CRC" in message
+
+
+def test_a_compressed_but_honest_member_is_read(tmp_path):
+    # Re-zipped weights inflate a little: below the ratio limit they are read as usual.
+    good = tmp_path / "good.pth"
+    weight = _small_conv_file(good)
+    path = tmp_path / "rezipped.pth"
+    torch_files.rewrite_zip(good, path, deflate={"archive/data/0", "archive/data/1"})
+    with zipfile.ZipFile(path) as z:
+        assert z.getinfo("archive/data/0").compress_type == zipfile.ZIP_DEFLATED
+    _assert_same(read_state_dict(path, select=KEEP_CONV), {"features.0.weight": weight})
+
+
+def test_convert_cli_refuses_a_bomb_in_one_line(vgg_params, tmp_path, capsys):
+    good = tmp_path / "good.pth"
+    torch_files.write_zip_checkpoint(good, vgg_files.torch_state_dict(vgg_params))
+    source = tmp_path / "vgg19-dcbb9e9d.pth"
+    torch_files.rewrite_zip(
+        good,
+        source,
+        {"archive/data/0": torch_files.zero_chunks(64 << 20)},
+        deflate={"archive/data/0"},
+    )
+    out = tmp_path / "w.h5"
+    start = time.perf_counter()
+    status = cli.main(["weights", "convert", str(source), "-o", str(out)])
+    assert time.perf_counter() - start < 5.0
+    err = capsys.readouterr().err
+    errors = [line for line in err.splitlines() if ": error: " in line]
+    assert status == 2 and len(errors) == 1, err
+    assert str(source) in errors[0] and "'features.0.weight'" in errors[0]
+    assert "refusing to decompress" in errors[0]
+    assert not out.exists()
+
+
+def test_a_shape_no_array_can_have_is_refused_even_when_dropped(tmp_path):
+    # Every declared shape must fit a NumPy array (the caller may build zero-memory
+    # stand-ins of dropped tensors), so one past that is a corrupt file, in one line.
+    weight = np.ones((64, 3, 3, 3), np.float32)
+    sd = {"features.0.weight": weight, "classifier.0.weight": _expanded((4096, 4))}
+    pickled = torch_files.data_pickle(sd)
+    dim_4096 = b"M" + struct.pack("<H", 4096)  # BININT2
+    assert pickled.count(dim_4096) == 1
+    pickled = pickled.replace(dim_4096, b"\x8a\x08" + (1 << 62).to_bytes(8, "little"))  # LONG1
+    path = tmp_path / "absurd.pth"
+    torch_files.write_zip_checkpoint(path, sd, data_pkl=pickled)
+    message = _error(path, select=KEEP_CONV)
+    assert "tensor size (4611686018427387904, 4) is larger than any array can be" in message
+    with pytest.raises(UserError, match="larger than any array can be"):
+        convert.convert(str(path), str(tmp_path / "w.h5"))

@@ -20,6 +20,10 @@ lists and scalars are written as they are (for wrapped training checkpoints).
 bfloat16 tensor. For the zip format and the reduction of a ``state_dict()``, the
 output was checked to be byte-identical to torch 2.13's ``data.pkl`` (see
 ``tests/test_torch_pickle.py``), and torch.load(weights_only=True) reads both formats.
+
+For hostile archives, ``rewrite_zip`` copies an archive with members replaced, dropped or
+deflated (``zero_chunks`` streams gigabytes of zeros in bounded memory), and
+``set_declared_size`` makes the central directory claim another uncompressed size.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ import io
 import pickle
 import struct
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
 import numpy as np
@@ -288,3 +292,69 @@ def write_legacy_checkpoint(path, state_dict: Mapping[str, Any], *, torch03: boo
             flat = by_key[key].flat
             f.write(struct.pack("<q", flat.size))
             f.write(flat.astype(flat.dtype.newbyteorder("<")).tobytes())
+
+
+def zero_chunks(nbytes: int, chunk: int = 1 << 20) -> Iterable[bytes]:
+    """``nbytes`` zero bytes, in chunks (to stream a big member without holding it)."""
+    block = bytes(chunk)
+    for start in range(0, nbytes, chunk):
+        yield block[: min(chunk, nbytes - start)]
+
+
+def rewrite_zip(
+    src,
+    dst,
+    replace: Mapping[str, bytes | Iterable[bytes]] | None = None,
+    *,
+    drop: Collection[str] = (),
+    deflate: Collection[str] = (),
+) -> None:
+    """Copy the zip archive ``src`` to ``dst`` member by member, in order.
+
+    ``replace`` gives new data for some members (bytes, or an iterable of byte chunks
+    written as they come); members in ``drop`` are left out; members in ``deflate`` are
+    written compressed (ZIP_DEFLATED), the others stored as torch stores them.
+    """
+    replace = dict(replace or {})
+    with zipfile.ZipFile(src) as old, zipfile.ZipFile(dst, "w") as new:
+        for name in old.namelist():
+            if name in drop:
+                continue
+            data = replace.pop(name, None)
+            if data is None:
+                data = old.read(name)
+            method = zipfile.ZIP_DEFLATED if name in deflate else zipfile.ZIP_STORED
+            info = zipfile.ZipInfo(name, date_time=(2020, 1, 1, 0, 0, 0))
+            info.compress_type = method
+            with new.open(info, "w") as out:
+                for chunk in [data] if isinstance(data, bytes) else data:
+                    out.write(chunk)
+    if replace:
+        raise KeyError(f"no such members: {sorted(replace)}")
+
+
+def set_declared_size(path, member: str, size: int) -> None:
+    """Make the central directory of ``path`` claim ``size`` uncompressed bytes for
+    ``member`` (what zipfile believes; the local header and the data are unchanged)."""
+    if not 0 <= size < 0xFFFFFFFF:
+        raise ValueError(size)
+    with open(path, "rb") as f:
+        blob = bytearray(f.read())
+    raw_name = member.encode()
+    pos = blob.find(b"PK\x01\x02")
+    while pos >= 0:
+        name_len, extra_len, comment_len = struct.unpack_from("<HHH", blob, pos + 28)
+        if bytes(blob[pos + 46 : pos + 46 + name_len]) == raw_name:
+            usize = struct.unpack_from("<I", blob, pos + 24)[0]
+            if usize == 0xFFFFFFFF:  # the real size is in the zip64 extra field
+                extra = pos + 46 + name_len
+                header_id, _ = struct.unpack_from("<HH", blob, extra)
+                assert header_id == 1, "expected the zip64 extra field first"
+                struct.pack_into("<Q", blob, extra + 4, size)
+            else:
+                struct.pack_into("<I", blob, pos + 24, size)
+            with open(path, "wb") as f:
+                f.write(blob)
+            return
+        pos = blob.find(b"PK\x01\x02", pos + 46 + name_len + extra_len + comment_len)
+    raise KeyError(member)

@@ -184,6 +184,47 @@ def params_from_state_dict(state: dict, path: str) -> tuple[dict, tuple[str, ...
     return params, tuple(dropped), layout
 
 
+_TORCH_CONV_KEY = re.compile(r"(?:features\.(\d+)|(conv\d_\d))\.(weight|bias)")
+
+
+def _torch_conv_shape(key: str) -> tuple[int, ...] | None:
+    """The torch shape of a VGG19 conv key, (out, in, 3, 3) or (out,); None for other keys."""
+    match = _TORCH_CONV_KEY.fullmatch(key)
+    if match is None:
+        return None
+    name = FEATURE_INDEX.get(int(match.group(1))) if match.group(1) else match.group(2)
+    spec = vgg_layers.CONV_BY_NAME.get(name)
+    if spec is None:
+        return None
+    if match.group(3) == "weight":
+        return (spec.out_channels, spec.in_channels, 3, 3)
+    return (spec.out_channels,)
+
+
+def _read_torch_conv_state(path: str) -> dict:
+    """A .pth state_dict in which only the VGG19 conv tensors are read from the file.
+
+    The reader hands over the file's index (declared shapes, no data) first. Its keys are
+    checked by params_from_state_dict itself, on zero-memory placeholders of the declared
+    shapes, so a file that is not a VGG19 is refused by name before any storage is read;
+    then only the conv tensors are read, each refused unless its declared shape is the
+    VGG19 one. Every other key (``classifier.*``, ...) keeps its placeholder, which
+    params_from_state_dict only lists as dropped: its storage is never read.
+    """
+    from stylejax._src import torch_pickle
+
+    placeholders: dict = {}
+
+    def select(index):
+        for key, info in index.items():
+            placeholders[key] = np.broadcast_to(np.zeros((), info.dtype), info.shape)
+        params_from_state_dict(placeholders, path)  # raises on a wrong set of keys
+        return {key: shape for key in index if (shape := _torch_conv_shape(key)) is not None}
+
+    arrays = torch_pickle.read_state_dict(path, select=select)
+    return {key: arrays.get(key, placeholder) for key, placeholder in placeholders.items()}
+
+
 def read_flaxmodels(path: str) -> tuple[dict, tuple[str, ...]]:
     with h5py.File(path, "r") as handle:
         names = list(handle.keys())
@@ -287,9 +328,7 @@ def read_any(path: str, fmt: str | None = None, convention: str | None = None) -
     elif fmt == "matconvnet":
         params, dropped, resolved = read_matconvnet(path)
     else:
-        from stylejax._src import torch_pickle
-
-        state = torch_pickle.read_state_dict(path)
+        state = _read_torch_conv_state(path)
         params, dropped, layout = params_from_state_dict(state, path)
         if layout == "torch-named":
             resolved = sources.SOURCES["gatys"].convention

@@ -14,6 +14,27 @@ nothing else. Any other global raises :class:`UserError` naming it before anythi
 called. The stand-ins also refuse ``BUILD`` (``__setstate__``), so a pickle cannot
 re-program them. torch itself is never imported.
 
+Index first, then only the tensors the caller keeps
+---------------------------------------------------
+Unpickling yields an index, not data: for each name, a storage reference (key, element
+type, element count), an offset, a size and a stride. :func:`read_state_dict` hands that
+index (``{name: TensorInfo(shape, dtype)}``) to the caller's ``select``, which answers
+the names it wants, each with the shape it must have (or None). Only then are storages
+read, and only those of the kept tensors; for the zip format the other archive members
+are never opened, let alone decompressed. A VGG19 conversion thereby never touches the
+classifier (fully connected) tensors it drops, whatever they claim: torch keeps expanded
+views as they are, so a classifier saved as ``torch.zeros(1).expand(4096, 25088)`` is a
+one-element storage with stride (0, 0), which torch loads fine and which is never
+materialised here.
+
+Every kept tensor is checked before one byte of data is read: its shape against the
+caller's, its extent against its storage, its expansion (stride-0 views) against
+``_MAX_EXPANSION``. Storage reads are bounded: a zip member must declare exactly the bytes
+the pickle says its storage holds (a larger one is refused before decompressing), a
+compressed member may not inflate more than ``_MAX_RATIO`` times, data is read in chunks
+of ``_CHUNK`` bytes and only up to the end of the last kept tensor, and a member read to
+its end must stop there (one byte more is refused).
+
 The zip format (``torch.save`` since PyTorch 1.6)
 -------------------------------------------------
 A zip archive whose members all live in one top-level folder, named after the file
@@ -25,13 +46,12 @@ A zip archive whose members all live in one top-level folder, named after the fi
     <name>/version           format version, e.g. b"3\\n"
     <name>/.format_version, <name>/.storage_alignment, <name>/.data/serialization_id
 
-In ``data.pkl`` every tensor is ``REDUCE`` of ``GLOBAL 'torch._utils _rebuild_tensor_v2'``
-with arguments ``(storage, storage_offset, size, stride, requires_grad, backward_hooks
-[, metadata])``, where ``storage`` is a ``BINPERSID`` of the persistent id
-``('storage', <GLOBAL 'torch FloatStorage'>, key, location, numel)``. Dtypes with no
-legacy storage class (uint16/32/64) use ``_rebuild_tensor_v3``, an ``UntypedStorage``
-of bytes and a trailing ``torch.<dtype>`` argument. ``nn.Parameter`` values are wrapped
-in ``torch._utils._rebuild_parameter(tensor, requires_grad, backward_hooks)``.
+torch stores every member uncompressed (``ZIP_STORED``). In ``data.pkl`` every tensor is
+``REDUCE`` of ``GLOBAL 'torch._utils _rebuild_tensor_v2'`` with arguments ``(storage,
+storage_offset, size, stride, requires_grad, backward_hooks[, metadata])``, where
+``storage`` is a ``BINPERSID`` of the persistent id ``('storage', <GLOBAL 'torch
+FloatStorage'>, key, location, numel)``. ``nn.Parameter`` values are wrapped in
+``torch._utils._rebuild_parameter(tensor, requires_grad, backward_hooks)``.
 
 The legacy format (``torch.save`` before 1.6, or ``_use_new_zipfile_serialization=False``)
 -----------------------------------------------------------------------------------------
@@ -47,18 +67,26 @@ Five consecutive pickles, then raw storages::
     for each key: int64 little-endian element count, then count * itemsize bytes
             (little-endian; torch converts on write and read)
 
-Files from PyTorch 0.3 and earlier (e.g. the original torchvision ``vgg19-dcbb9e9d.pth``)
-use ``torch._utils._rebuild_tensor(storage, offset, size, stride)`` instead of ``_v2``;
-both are admitted. The even older tar format (PyTorch < 0.1.10) is refused by name.
+The storages of dropped tensors are skipped with ``seek`` (their element counts are still
+checked, so a truncated download is still reported). Files from PyTorch 0.3 and earlier
+(e.g. the original torchvision ``vgg19-dcbb9e9d.pth``) use
+``torch._utils._rebuild_tensor(storage, offset, size, stride)`` instead of ``_v2``; both
+are admitted. The even older tar format (PyTorch < 0.1.10) is refused by name.
 
 Tensors become NumPy arrays: a strided view (``as_strided``) of the storage at the
 tensor's offset with its size and stride, then copied into a C-contiguous native-endian
 array. bfloat16 becomes float32 (exactly: a bfloat16 is the top half of a float32).
+
+Not supported, because no VGG19 file needs them (a file using them is refused by the
+allow-list, naming the global): complex storages, ``_rebuild_tensor_v3`` with its
+``UntypedStorage`` and ``torch.<dtype>`` arguments (torch uses it only for uint16/32/64,
+float8, complex32 and bits dtypes), quantized and sparse tensors.
 """
 
 from __future__ import annotations
 
 import collections
+import dataclasses
 import io
 import math
 import os
@@ -66,14 +94,14 @@ import pickle
 import re
 import struct
 import zipfile
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from .errors import UserError
 
-__all__ = ["read_state_dict"]
+__all__ = ["Select", "TensorInfo", "read_state_dict"]
 
 LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 LEGACY_PROTOCOL = 1001
@@ -82,6 +110,18 @@ LEGACY_PROTOCOL = 1001
 # they are), but never to more than this many elements beyond the storage: a few
 # hostile bytes must not be able to ask for terabytes of memory.
 _MAX_EXPANSION = 1 << 24
+
+# torch holds sizes, strides and offsets as int64: nothing in a real file is larger.
+_INT64_MAX = (1 << 63) - 1
+
+# Storage data is read (and decompressed) this many bytes at a time.
+_CHUNK = 1 << 20
+
+# torch.save never compresses; a re-zipped file of trained weights inflates a little, a
+# file of zeros over a thousand times. A member inflating more than _MAX_RATIO times its
+# compressed size (and to more than _RATIO_FLOOR bytes) is refused as a decompression bomb.
+_MAX_RATIO = 100
+_RATIO_FLOOR = 1 << 20
 
 # Keys under which training checkpoints usually keep the model's state_dict.
 _WRAPPER_KEYS = (
@@ -96,8 +136,41 @@ _WRAPPER_KEYS = (
 )
 
 
+class TensorInfo(NamedTuple):
+    """What the file declares about one tensor, before any of its data is read."""
+
+    shape: tuple[int, ...]
+    dtype: np.dtype  # of the array it becomes (bfloat16: float32)
+
+
+# ``select`` answers, for the index of a file, the names to read, each with the shape it
+# must have (None: any shape). Names that are not in the index are ignored.
+Selection = Mapping[str, tuple[int, ...] | None]
+Select = Selection | Callable[[Mapping[str, TensorInfo]], Selection]
+
+
 class _Corrupt(Exception):
     """Internal: the file is damaged or inconsistent; read_state_dict adds the path."""
+
+
+class _NotTorch(Exception):
+    """Internal: the file is not a PyTorch checkpoint at all."""
+
+
+class _Truncated(Exception):
+    """Internal: the file ends early or an archive member is missing or short."""
+
+
+class _NoTensors(Exception):
+    """Internal: nothing in the file is a mapping of names to tensors."""
+
+
+class _ShapeMismatch(Exception):
+    """Internal: a kept tensor's declared shape is not the one the caller expects."""
+
+
+class _SelectFailed(Exception):
+    """Internal: the caller's select raised something other than UserError (re-raised)."""
 
 
 # --------------------------------------------------------------------------------------
@@ -139,99 +212,51 @@ class _StorageType(_Frozen):
 _STORAGE_TYPES = {
     t.name: t
     for t in (
-        _StorageType("DoubleStorage", "f8", "float64"),
+        # The float types VGG19 files in the wild use (float16 and bfloat16 for halved
+        # downloads, float64 for some converted Caffe ports).
         _StorageType("FloatStorage", "f4", "float32"),
         _StorageType("HalfStorage", "f2", "float16"),
+        _StorageType("DoubleStorage", "f8", "float64"),
         _StorageType("BFloat16Storage", "u2", "float32"),
+        # Integer and bool storages: the pickle names the storage class of every tensor,
+        # including the buffers a conversion drops (BatchNorm's int64 num_batches_tracked,
+        # step counters, bool/uint8 masks), so these must resolve for such a file to be
+        # read at all; a reader without a selection returns them as they are.
         _StorageType("LongStorage", "i8", "int64"),
         _StorageType("IntStorage", "i4", "int32"),
         _StorageType("ShortStorage", "i2", "int16"),
         _StorageType("CharStorage", "i1", "int8"),
         _StorageType("ByteStorage", "u1", "uint8"),
         _StorageType("BoolStorage", "u1", "bool"),
-        _StorageType("ComplexFloatStorage", "c8", "complex64"),
-        _StorageType("ComplexDoubleStorage", "c16", "complex128"),
     )
 }
-_UNTYPED = _StorageType("UntypedStorage", "u1", "uint8")
-
-
-class _DType(_Frozen):
-    """Stand-in for a ``torch.<dtype>`` object (``_rebuild_tensor_v3``'s dtype argument)."""
-
-    __slots__ = ("name", "storage_type")
-
-    def __init__(self, name: str, storage_type: _StorageType | None) -> None:
-        self.name = name
-        self.storage_type = storage_type  # None: a dtype NumPy cannot represent
-
-    def __repr__(self) -> str:
-        return f"torch.{self.name}"
-
-
-def _dtypes() -> dict[str, _DType]:
-    s = _STORAGE_TYPES
-    known = {
-        ("float64", "double"): s["DoubleStorage"],
-        ("float32", "float"): s["FloatStorage"],
-        ("float16", "half"): s["HalfStorage"],
-        ("bfloat16",): s["BFloat16Storage"],
-        ("int64", "long"): s["LongStorage"],
-        ("int32", "int"): s["IntStorage"],
-        ("int16", "short"): s["ShortStorage"],
-        ("int8",): s["CharStorage"],
-        ("uint8",): s["ByteStorage"],
-        ("bool",): s["BoolStorage"],
-        ("complex64", "cfloat"): s["ComplexFloatStorage"],
-        ("complex128", "cdouble"): s["ComplexDoubleStorage"],
-        ("uint16",): _StorageType("UInt16Storage", "u2", "uint16"),
-        ("uint32",): _StorageType("UInt32Storage", "u4", "uint32"),
-        ("uint64",): _StorageType("UInt64Storage", "u8", "uint64"),
-    }
-    out = {name: _DType(name, st) for names, st in known.items() for name in names}
-    for name in (
-        "float8_e5m2",
-        "float8_e4m3fn",
-        "float8_e5m2fnuz",
-        "float8_e4m3fnuz",
-        "float8_e8m0fnu",
-        "float4_e2m1fn_x2",
-        "complex32",
-        "chalf",
-        "qint8",
-        "quint8",
-        "qint32",
-        "quint4x2",
-        "quint2x4",
-        "bits8",
-        "bits16",
-        "bits1x8",
-        "bits2x4",
-        "bits4x2",
-    ):
-        out[name] = _DType(name, None)
-    return out
-
-
-_DTYPES = _dtypes()
 
 
 class _StorageRef(_Frozen):
     """A storage named by a persistent id: ``numel`` elements from ``offset`` of root ``key``.
 
+    The root storage (the zip member or legacy data block) holds ``root_numel`` elements;
+    only legacy storage views have ``offset`` > 0 or ``numel`` < ``root_numel``.
     ``endian`` is the byte order of the stored data: ``"<"`` or ``">"``.
     """
 
-    __slots__ = ("endian", "key", "numel", "offset", "stype")
+    __slots__ = ("endian", "key", "numel", "offset", "root_numel", "stype")
 
     def __init__(
-        self, stype: _StorageType, key: str, numel: int, endian: str, offset: int = 0
+        self,
+        stype: _StorageType,
+        key: str,
+        numel: int,
+        endian: str,
+        offset: int = 0,
+        root_numel: int | None = None,
     ) -> None:
         self.stype = stype
         self.key = key
         self.numel = numel
         self.endian = endian
         self.offset = offset
+        self.root_numel = numel if root_numel is None else root_numel
 
     def __repr__(self) -> str:
         return f"<storage {self.key!r} {self.stype!r}[{self.numel}]>"
@@ -240,21 +265,15 @@ class _StorageRef(_Frozen):
 class _TensorRef(_Frozen):
     """A tensor described by the pickle, materialised only once we know we need it."""
 
-    __slots__ = ("dtype", "offset", "size", "storage", "stride")
+    __slots__ = ("offset", "size", "storage", "stride")
 
     def __init__(
-        self,
-        storage: _StorageRef,
-        offset: int,
-        size: tuple[int, ...],
-        stride: tuple[int, ...],
-        dtype: _DType | None,
+        self, storage: _StorageRef, offset: int, size: tuple[int, ...], stride: tuple[int, ...]
     ) -> None:
         self.storage = storage
         self.offset = offset
         self.size = size
         self.stride = stride
-        self.dtype = dtype
 
     def __repr__(self) -> str:
         return f"<tensor {self.size} of {self.storage!r}>"
@@ -265,22 +284,26 @@ def _is_int(value: Any) -> bool:
 
 
 def _int_tuple(value: Any, what: str) -> tuple[int, ...]:
-    if not isinstance(value, (tuple, list)) or not all(_is_int(v) and v >= 0 for v in value):
-        raise _Corrupt(f"tensor {what} {value!r} is not a tuple of non-negative ints")
+    if not isinstance(value, (tuple, list)) or not all(
+        _is_int(v) and 0 <= v <= _INT64_MAX for v in value
+    ):
+        raise _Corrupt(f"tensor {what} {value!r:.200} is not a tuple of non-negative int64s")
     return tuple(value)
 
 
-def _tensor(storage: Any, offset: Any, size: Any, stride: Any, dtype: Any = None) -> _TensorRef:
+def _tensor(storage: Any, offset: Any, size: Any, stride: Any) -> _TensorRef:
     if not isinstance(storage, _StorageRef):
         raise _Corrupt(f"a tensor is rebuilt from {type(storage).__name__}, not a storage")
-    if not _is_int(offset) or offset < 0:
-        raise _Corrupt(f"tensor storage offset {offset!r} is not a non-negative int")
+    if not _is_int(offset) or not 0 <= offset <= _INT64_MAX:
+        raise _Corrupt(f"tensor storage offset {offset!r:.60} is not a non-negative int64")
     size_t, stride_t = _int_tuple(size, "size"), _int_tuple(stride, "stride")
     if len(size_t) != len(stride_t):
         raise _Corrupt(f"tensor size {size_t} and stride {stride_t} differ in length")
-    if dtype is not None and not isinstance(dtype, _DType):
-        raise _Corrupt(f"tensor dtype {dtype!r} is not a torch dtype")
-    return _TensorRef(storage, offset, size_t, stride_t, dtype)
+    # As NumPy counts an array's bytes (zero-length axes aside), so that every declared
+    # shape, kept or not, can be given a (zero-memory) array of its shape.
+    if math.prod(n for n in size_t if n) * storage.stype.itemsize > _INT64_MAX:
+        raise _Corrupt(f"tensor size {size_t} is larger than any array can be")
+    return _TensorRef(storage, offset, size_t, stride_t)
 
 
 class _StandIn(_Frozen):
@@ -312,12 +335,6 @@ def _rebuild_tensor_v2(
     return _tensor(storage, storage_offset, size, stride)
 
 
-def _rebuild_tensor_v3(
-    storage, storage_offset, size, stride, requires_grad, backward_hooks, dtype, metadata=None
-):
-    return _tensor(storage, storage_offset, size, stride, dtype)
-
-
 def _rebuild_parameter(data, requires_grad, backward_hooks):
     if not isinstance(data, _TensorRef):
         raise _Corrupt(f"a parameter wraps {type(data).__name__}, not a tensor")
@@ -331,22 +348,23 @@ def _rebuild_parameter_with_state(data, requires_grad, backward_hooks, state):
 def _allowed_globals() -> dict[tuple[str, str], Any]:
     allowed: dict[tuple[str, str], Any] = {
         ("collections", "OrderedDict"): collections.OrderedDict,
-        ("torch", "Size"): tuple,  # torch.Size is a tuple subclass: REDUCE (Size, (dims,))
+        # torch.Size is a tuple subclass: REDUCE (Size, (dims,)). Tensors pickle their
+        # size as a plain tuple, but checkpoints may record shapes elsewhere, and the
+        # stand-in is the builtin tuple, which runs no code.
+        ("torch", "Size"): tuple,
     }
     for fn in (
+        # _rebuild_tensor: PyTorch <= 0.3, the era of the original torchvision VGG19 file.
         _rebuild_tensor,
         _rebuild_tensor_v2,
-        _rebuild_tensor_v3,
         _rebuild_parameter,
+        # A Parameter carrying attributes (set by a training framework) pickles this way;
+        # the state is discarded.
         _rebuild_parameter_with_state,
     ):
         allowed["torch._utils", fn.__name__] = _StandIn(f"torch._utils.{fn.__name__}", fn)
     for name, stype in _STORAGE_TYPES.items():
         allowed["torch", name] = stype
-    for module in ("torch", "torch.storage"):
-        allowed[module, "UntypedStorage"] = _UNTYPED
-    for name, dtype in _DTYPES.items():
-        allowed["torch", name] = dtype
     return allowed
 
 
@@ -415,7 +433,7 @@ def _storage_fields(pid: tuple[Any, ...], n: int) -> tuple[_StorageType, str, in
         raise _Corrupt(f"storage type {stype!r:.60} is not a torch storage class")
     if isinstance(key, bytes):
         key = key.decode("ascii")
-    if not isinstance(key, str) or not _is_int(numel) or numel < 0:
+    if not isinstance(key, str) or not _is_int(numel) or not 0 <= numel <= _INT64_MAX:
         raise _Corrupt(f"malformed storage persistent id {pid!r:.120}")
     return stype, key, numel
 
@@ -425,13 +443,53 @@ def _unpickle(data: Any, path: str, on_storage=None) -> Any:
 
 
 # --------------------------------------------------------------------------------------
-# Container formats. Each unpickles the object, then hands _build a fetch(storage) that
-# gives the root storage's elements as a 1-D array of its raw dtype (file byte order).
+# Container formats. Each unpickles the object, then hands _build a load(needs) that
+# reads, for each root storage key in needs, only the elements [lo, hi) the kept tensors
+# use, as a 1-D array of the storage's raw dtype in the file's byte order.
 
-_Fetch = Callable[[_StorageRef], np.ndarray]
+
+@dataclasses.dataclass
+class _Need:
+    """The part of one root storage that the kept tensors use: elements [lo, hi)."""
+
+    root: _StorageRef
+    lo: int
+    hi: int
+    tensor: str  # the first kept tensor on it, for messages
+
+    def where(self, member: str) -> str:
+        return f"{member} (tensor {self.tensor!r})"
 
 
-def _read_zip(path: str) -> dict[str, np.ndarray]:
+_Load = Callable[[dict[str, _Need]], dict[str, np.ndarray]]
+
+
+def _read_exactly(stream: Any, start: int, count: int, where: str, total: int) -> bytearray:
+    """Bytes [start, start + count) of a stream read from its current position (byte 0).
+
+    Bytes before ``start`` are read and discarded; everything is read in chunks of at
+    most ``_CHUNK`` bytes, so memory never exceeds ``count`` plus one chunk whatever the
+    stream holds. ``total`` (the size the stream should have) only words the message.
+    """
+    skipped = 0
+    while skipped < start:
+        chunk = stream.read(min(_CHUNK, start - skipped))
+        if not chunk:
+            raise _Truncated(f"{where} ends after {skipped} of {total} bytes")
+        skipped += len(chunk)
+    out = bytearray(count)
+    view = memoryview(out)
+    got = 0
+    while got < count:
+        chunk = stream.read(min(_CHUNK, count - got))
+        if not chunk:
+            raise _Truncated(f"{where} ends after {start + got} of {total} bytes")
+        view[got : got + len(chunk)] = chunk
+        got += len(chunk)
+    return out
+
+
+def _read_zip(path: str, select: Select | None) -> dict[str, np.ndarray]:
     try:
         archive = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, EOFError, ValueError) as exc:
@@ -447,13 +505,15 @@ def _read_zip(path: str) -> dict[str, np.ndarray]:
             raise _NotTorch(
                 "a TorchScript archive (torch.jit.save), not a torch.save state_dict checkpoint"
             )
+        # torch writes the saving machine's byte order; big-endian support is this one
+        # character, and keeps files saved on s390x or POWER hosts readable.
         order = b"little"
         if f"{prefix}byteorder" in names:
-            order = archive.read(f"{prefix}byteorder").strip()
+            order = _read_small(archive, f"{prefix}byteorder", 16).strip()
             if order not in (b"little", b"big"):
                 raise _Corrupt(f"unknown byteorder {order!r:.40}")
         endian = "<" if order == b"little" else ">"
-        pickled = archive.read(pickles[0])
+        pickled = _read_small(archive, pickles[0], 256 << 20)
 
         declared: dict[str, _StorageRef] = {}
 
@@ -466,34 +526,67 @@ def _read_zip(path: str) -> dict[str, np.ndarray]:
 
         obj = _unpickle(io.BytesIO(pickled), path, on_storage)
 
-        loaded: dict[str, np.ndarray] = {}
+        def load(needs: dict[str, _Need]) -> dict[str, np.ndarray]:
+            loaded: dict[str, np.ndarray] = {}
+            for key, need in needs.items():
+                loaded[key] = _read_zip_storage(archive, f"{prefix}data/{key}", need)
+            return loaded
 
-        def fetch(storage: _StorageRef) -> np.ndarray:
-            if storage.key not in loaded:
-                name = f"{prefix}data/{storage.key}"
-                try:
-                    info = archive.getinfo(name)
-                except KeyError:
-                    raise _Truncated(f"storage entry {name} is missing") from None
-                nbytes = storage.numel * storage.stype.itemsize
-                if info.file_size < nbytes:
-                    raise _Truncated(
-                        f"storage entry {name} holds {info.file_size} bytes, "
-                        f"{storage.numel} elements need {nbytes}"
-                    )
-                with archive.open(info) as entry:
-                    raw = entry.read(nbytes)
-                if len(raw) < nbytes:
-                    raise _Truncated(
-                        f"storage entry {name} ends after {len(raw)} of {nbytes} bytes"
-                    )
-                loaded[storage.key] = np.frombuffer(raw, dtype=storage.endian + storage.stype.raw)
-            return loaded[storage.key]
-
-        return _build(obj, fetch)  # inside the with: storages are read lazily
+        return _build(obj, select, load)  # inside the with: storages are read lazily
 
 
-def _read_legacy(path: str, f: io.BufferedReader, size: int) -> dict[str, np.ndarray]:
+def _read_small(archive: zipfile.ZipFile, name: str, limit: int) -> bytes:
+    """A metadata member (the pickle, the byte order), refused if it inflates past limit."""
+    info = archive.getinfo(name)
+    if info.file_size > limit:
+        raise _Corrupt(f"{name} declares {info.file_size} bytes, more than {limit}")
+    with archive.open(info) as entry:
+        data = entry.read(limit + 1)
+    if len(data) > limit:
+        raise _Corrupt(f"{name} holds more than {limit} bytes")
+    return data
+
+
+def _read_zip_storage(archive: zipfile.ZipFile, name: str, need: _Need) -> np.ndarray:
+    """Elements [need.lo, need.hi) of storage member ``name``, checked before inflating."""
+    root = need.root
+    where = need.where(f"storage entry {name}")
+    try:
+        info = archive.getinfo(name)
+    except KeyError:
+        raise _Truncated(f"{where} is missing") from None
+    itemsize = root.stype.itemsize
+    total = root.root_numel * itemsize  # what the pickle says the member holds
+    if info.file_size < total:
+        raise _Truncated(
+            f"{where} holds {info.file_size} bytes, {root.root_numel} elements need {total}"
+        )
+    if info.file_size > total:
+        raise _Corrupt(
+            f"{where} declares {info.file_size} bytes uncompressed, but its storage holds "
+            f"{total} ({root.root_numel} elements): refusing to decompress it"
+        )
+    if info.compress_type != zipfile.ZIP_STORED and info.file_size > max(
+        _RATIO_FLOOR, _MAX_RATIO * info.compress_size
+    ):
+        raise _Corrupt(
+            f"{where} would inflate {info.compress_size} compressed bytes to "
+            f"{info.file_size}, over {_MAX_RATIO} times (a decompression bomb; "
+            "torch.save never compresses): refusing to decompress it"
+        )
+    start, stop = need.lo * itemsize, need.hi * itemsize
+    with archive.open(info) as entry:
+        raw = _read_exactly(entry, start, stop - start, where, total)
+        # Read to its end, the member must end there: zipfile stops at the declared size,
+        # this is the belt to its braces (and reaching the end checks the CRC).
+        if stop == total and entry.read(1):
+            raise _Corrupt(f"{where} holds more than the {total} bytes it declares")
+    return np.frombuffer(raw, dtype=root.endian + root.stype.raw)
+
+
+def _read_legacy(
+    path: str, f: io.BufferedReader, size: int, select: Select | None
+) -> dict[str, np.ndarray]:
     head = f.read(256)
     magic_stream = io.BytesIO(head)
     try:
@@ -523,52 +616,64 @@ def _read_legacy(path: str, f: io.BufferedReader, size: int) -> dict[str, np.nda
         view = pid[5]
         if view is None:
             return root
+        # Storage views (a storage sliced from a bigger one) come from PyTorch <= 0.4, the
+        # era of the older VGG19 files; they are an offset into the root's data.
         if not (
             isinstance(view, tuple)
             and len(view) == 3
             and isinstance(view[0], (str, bytes))
-            and all(_is_int(v) and v >= 0 for v in view[1:])
+            and all(_is_int(v) and 0 <= v <= _INT64_MAX for v in view[1:])
         ):
             raise _Corrupt(f"malformed storage view {view!r:.100}")
         view_key = view[0].decode("ascii") if isinstance(view[0], bytes) else view[0]
-        return views.setdefault(view_key, _StorageRef(stype, key, view[2], "<", offset=view[1]))
+        return views.setdefault(
+            view_key, _StorageRef(stype, key, view[2], "<", view[1], root.numel)
+        )
 
     obj = _unpickle(f, path, on_storage)
     keys = _unpickle(f, path)
     if not isinstance(keys, list) or not all(isinstance(k, (str, bytes)) for k in keys):
         raise _Corrupt("the legacy storage key list is not a list of strings")
+    data_start = f.tell()
 
-    data: dict[str, np.ndarray] = {}
-    for key in keys:
-        key = key.decode("ascii") if isinstance(key, bytes) else key
-        if key not in roots:
-            raise _Corrupt(f"storage {key!r} has data but no tensor refers to it")
-        root = roots[key]
-        count_bytes = f.read(8)
-        if len(count_bytes) < 8:
-            raise _Truncated(f"the file ends before the data of storage {key!r}")
-        (count,) = struct.unpack("<q", count_bytes)
-        if count != root.numel:
-            raise _Corrupt(f"storage {key!r} holds {count} elements, the pickle says {root.numel}")
-        nbytes = count * root.stype.itemsize
-        if nbytes > size - f.tell():
-            raise _Truncated(f"storage {key!r} needs {nbytes} bytes, only {size - f.tell()} remain")
-        data[key] = np.frombuffer(f.read(nbytes), dtype=root.endian + root.stype.raw)
+    def load(needs: dict[str, _Need]) -> dict[str, np.ndarray]:
+        # Walk every storage's element count (so a truncated file is still reported), but
+        # read only the needed part of the needed ones and seek past the rest.
+        f.seek(data_start)
+        loaded: dict[str, np.ndarray] = {}
+        for key in keys:
+            key = key.decode("ascii") if isinstance(key, bytes) else key
+            if key not in roots:
+                raise _Corrupt(f"storage {key!r} has data but no tensor refers to it")
+            root = roots[key]
+            count_bytes = f.read(8)
+            if len(count_bytes) < 8:
+                raise _Truncated(f"the file ends before the data of storage {key!r}")
+            (count,) = struct.unpack("<q", count_bytes)
+            if count != root.numel:
+                raise _Corrupt(
+                    f"storage {key!r} holds {count} elements, the pickle says {root.numel}"
+                )
+            nbytes = count * root.stype.itemsize
+            start = f.tell()
+            if nbytes > size - start:
+                raise _Truncated(
+                    f"storage {key!r} needs {nbytes} bytes, only {size - start} remain"
+                )
+            need = needs.get(key)
+            if need is not None:
+                itemsize = root.stype.itemsize
+                f.seek(start + need.lo * itemsize)
+                where = need.where(f"storage {key!r}")
+                raw = _read_exactly(f, 0, (need.hi - need.lo) * itemsize, where, nbytes)
+                loaded[key] = np.frombuffer(raw, dtype=root.endian + root.stype.raw)
+            f.seek(start + nbytes)
+        for key, need in needs.items():
+            if key not in loaded:
+                raise _Truncated(f"the data of storage {key!r} (tensor {need.tensor!r}) is missing")
+        return loaded
 
-    def fetch(storage: _StorageRef) -> np.ndarray:
-        if storage.key not in data:
-            raise _Truncated(f"the data of storage {storage.key!r} is missing")
-        return data[storage.key]
-
-    return _build(obj, fetch)
-
-
-class _NotTorch(Exception):
-    """Internal: the file is not a PyTorch checkpoint at all."""
-
-
-class _Truncated(Exception):
-    """Internal: the file ends early or an archive member is missing or short."""
+    return _build(obj, select, load)
 
 
 def _one_line(exc: BaseException) -> str:
@@ -577,7 +682,7 @@ def _one_line(exc: BaseException) -> str:
 
 
 # --------------------------------------------------------------------------------------
-# From unpickled object to {name: array}.
+# From unpickled object to index, selection, and {name: array}.
 
 
 def _items(obj: dict) -> list[tuple[Any, Any]]:
@@ -624,38 +729,61 @@ def _choose(root: Any) -> dict:
     raise _Corrupt(f"it holds several mappings of names to tensors ({shown}); which is the model?")
 
 
-class _NoTensors(Exception):
-    """Internal: nothing in the file is a mapping of names to tensors."""
+def _strip_module_prefix(tensors: dict[str, _TensorRef]) -> dict[str, _TensorRef]:
+    prefix = "module."
+    if tensors and all(k.startswith(prefix) for k in tensors):
+        return {k[len(prefix) :]: v for k, v in tensors.items()}
+    return tensors
 
 
-def _materialise(name: str, t: _TensorRef, fetch: _Fetch) -> np.ndarray:
+def _selection(select: Select | None, index: dict[str, TensorInfo]) -> dict[str, Any]:
+    """{name: expected shape or None} for the names of ``index`` that ``select`` keeps."""
+    if select is None:
+        return dict.fromkeys(index)
+    try:
+        wanted = select(dict(index)) if callable(select) else select
+        return {
+            name: None if wanted[name] is None else tuple(wanted[name])
+            for name in index
+            if name in wanted
+        }
+    except UserError:
+        raise
+    except Exception as exc:  # a bug in the caller, not a broken file
+        raise _SelectFailed() from exc
+
+
+def _span(name: str, t: _TensorRef) -> tuple[int, int] | None:
+    """The elements [lo, hi) of the root storage that tensor ``t`` reads (None: none).
+
+    Checks, before anything is read, that the tensor lies within its storage and does
+    not expand it (zero strides) by more than ``_MAX_EXPANSION`` elements.
+    """
     storage = t.storage
-    stype = storage.stype
-    if t.dtype is not None:  # _rebuild_tensor_v3: bytes reinterpreted as t.dtype
-        if t.dtype.storage_type is None:
-            raise _Corrupt(f"tensor {name!r} has dtype {t.dtype!r}, which NumPy cannot hold")
-        stype = t.dtype.storage_type
-    root = fetch(storage)
-    if root.size < storage.offset + storage.numel:
+    if storage.offset + storage.numel > storage.root_numel:
         raise _Truncated(f"storage {storage.key!r} is shorter than its declared view")
-    elements = root[storage.offset : storage.offset + storage.numel]
-    if stype is not storage.stype:  # reinterpret the bytes, keeping the file's byte order
-        usable = elements.nbytes - elements.nbytes % stype.itemsize
-        elements = elements.view(np.uint8)[:usable].view(storage.endian + stype.raw)
     numel = math.prod(t.size)
     if numel == 0:
-        return np.zeros(t.size, dtype=stype.out)
+        return None
     needed = t.offset + sum((n - 1) * s for n, s in zip(t.size, t.stride, strict=True)) + 1
-    if needed > elements.size:
+    if needed > storage.numel:
         raise _Truncated(
             f"tensor {name!r} {t.size} needs {needed} elements of storage "
-            f"{storage.key!r}, which holds {elements.size}"
+            f"{storage.key!r}, which holds {storage.numel}"
         )
-    if numel > elements.size + _MAX_EXPANSION:
-        raise _Corrupt(f"tensor {name!r} expands {elements.size} stored elements to {numel}")
+    if numel > storage.numel + _MAX_EXPANSION:
+        raise _Corrupt(f"tensor {name!r} expands {storage.numel} stored elements to {numel}")
+    return storage.offset + t.offset, storage.offset + needed
+
+
+def _materialise(name: str, t: _TensorRef, elements: np.ndarray | None, lo: int) -> np.ndarray:
+    """Tensor ``t`` as a C-contiguous native array, from root elements [lo, ...)."""
+    stype = t.storage.stype
+    if elements is None:  # no element is read: an empty tensor
+        return np.zeros(t.size, dtype=stype.out)
     itemsize = elements.dtype.itemsize
     view = np.lib.stride_tricks.as_strided(
-        elements[t.offset :],
+        elements[t.storage.offset + t.offset - lo :],
         shape=t.size,
         strides=tuple(s * itemsize for s in t.stride),
         writeable=False,
@@ -666,17 +794,49 @@ def _materialise(name: str, t: _TensorRef, fetch: _Fetch) -> np.ndarray:
     return np.array(view, dtype=stype.out, order="C")
 
 
-def _strip_module_prefix(state: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    prefix = "module."
-    if state and all(k.startswith(prefix) for k in state):
-        return {k[len(prefix) :]: v for k, v in state.items()}
-    return state
+def _build(obj: Any, select: Select | None, load: _Load) -> dict[str, np.ndarray]:
+    tensors = _strip_module_prefix(dict(_items(_choose(obj))))
+    index = {name: TensorInfo(t.size, t.storage.stype.out) for name, t in tensors.items()}
+    wanted = _selection(select, index)
+    kept = [(name, t) for name, t in tensors.items() if name in wanted]
+    # Every check on what is kept, before one byte of storage data is read.
+    spans: dict[str, tuple[int, int] | None] = {}
+    needs: dict[str, _Need] = {}
+    for name, t in kept:
+        expected = wanted[name]
+        if expected is not None and expected != t.size:
+            raise _ShapeMismatch(name, t.size, expected)
+        spans[name] = span = _span(name, t)
+        if span is None:
+            continue
+        key = t.storage.key
+        if key in needs:
+            need = needs[key]
+            need.lo, need.hi = min(need.lo, span[0]), max(need.hi, span[1])
+        else:
+            needs[key] = _Need(_root_of(t.storage), span[0], span[1], name)
+    loaded = load(needs)
+    out = {}
+    for name, t in kept:
+        need = needs.get(t.storage.key)
+        if spans[name] is None or need is None:
+            out[name] = _materialise(name, t, None, 0)
+        else:
+            out[name] = _materialise(name, t, loaded[t.storage.key], need.lo)
+    return out
+
+
+def _root_of(view: _StorageRef) -> _StorageRef:
+    """The root storage of a legacy storage view: same key and type, offset 0, all elements."""
+    return _StorageRef(view.stype, view.key, view.root_numel, view.endian)
 
 
 # --------------------------------------------------------------------------------------
 
 
-def read_state_dict(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
+def read_state_dict(
+    path: str | os.PathLike[str], *, select: Select | None = None
+) -> dict[str, np.ndarray]:
     """The tensors of a PyTorch ``.pth`` checkpoint, as ``{name: np.ndarray}`` in file order.
 
     Reads both ``torch.save`` formats (the zip archive of PyTorch >= 1.6 and the legacy
@@ -689,10 +849,26 @@ def read_state_dict(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
     removed. Arrays are C-contiguous, native-endian copies in the tensor's dtype
     (bfloat16 becomes float32, bool stays bool).
 
+    Args:
+        path: the ``.pth`` file.
+        select: which tensors to read. None reads all. Otherwise ``{name: shape}`` (shape
+            None: any), or a function given the file's index ``{name: TensorInfo(shape,
+            dtype)}`` (names after the ``module.`` prefix is removed, in file order) that
+            returns such a mapping, or raises UserError to refuse the file; it is called
+            before any storage is read. Names it returns that the file lacks are ignored.
+            Only the selected tensors are read: the storages of the others are never read
+            (zip: never decompressed), and their sizes, strides and expansions are not
+            checked.
+
+    Returns:
+        The selected tensors, in file order.
+
     Raises:
         UserError: one line naming ``path`` when the file is missing, empty, not a
             PyTorch checkpoint, truncated or corrupt, asks for a global outside the
-            allow-list, or holds no mapping of names to tensors.
+            allow-list, holds no mapping of names to tensors, when a selected tensor's
+            declared shape is not the expected one (naming the tensor and both shapes), or
+            when reading a selected storage would inflate more than the file declares.
     """
     shown = os.fspath(path)
     try:
@@ -705,10 +881,18 @@ def read_state_dict(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
                 raise _NotTorch("a tar file (the pre-0.1.10 torch.save format, not supported)")
             if head[:4] not in (b"PK\x03\x04", b"PK\x05\x06"):
                 f.seek(0)
-                return _read_legacy(shown, f, size)
-        return _read_zip(shown)
+                return _read_legacy(shown, f, size, select)
+        return _read_zip(shown, select)
     except UserError:
         raise
+    except _SelectFailed as exc:
+        raise exc.__cause__ from None  # the caller's own exception, unchanged
+    except _ShapeMismatch as exc:
+        name, found, expected = exc.args
+        raise UserError(
+            f"{shown} does not hold the expected network: tensor {name!r} has shape "
+            f"{found}, expected {expected}"
+        ) from None
     except FileNotFoundError:
         raise UserError(f"cannot read {shown}: no such file") from None
     except IsADirectoryError:
@@ -734,9 +918,3 @@ def read_state_dict(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
             f"cannot read {shown} as a PyTorch checkpoint: corrupt pickle "
             f"({type(exc).__name__}: {_one_line(exc)})"
         ) from None
-
-
-def _build(obj: Any, fetch: _Fetch) -> dict[str, np.ndarray]:
-    chosen = _choose(obj)
-    state = {name: _materialise(name, t, fetch) for name, t in _items(chosen)}
-    return _strip_module_prefix(state)
