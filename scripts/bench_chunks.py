@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from stylejax._src import losses, optimise, transfer, weights_source
-from stylejax._src.config import PAPER_STYLE_LAYERS
+from stylejax._src.presets import PAPER_STYLE_LAYERS
 
 
 def measure(size: int, optimizer: str, chunk: int, iterations: int, repeats: int, params) -> dict:

@@ -260,16 +260,16 @@ def _weights(args, say) -> int:
 
 def _sweep(args, say) -> int:
     from stylejax._src import config as config_lib
-    from stylejax._src import sweep, sweep_commands
+    from stylejax._src import presets, sweep, sweep_commands
 
     given = {"preset": args.preset, "weights": args.weights}
     preset_name, reason = config_lib.choose_preset({k: v for k, v in given.items() if v})
-    preset = config_lib.PRESETS[preset_name]
+    preset = presets.PRESETS[preset_name]
     if args.members_file:
         members = sweep_commands.read_members(args.members_file)
     else:
         members = sweep.product(
-            ratios=sweep_commands.parse_ratios(args.ratios or str(config_lib.PRESETS["paper"]["ratio"])),
+            ratios=sweep_commands.parse_ratios(args.ratios or str(presets.PRESETS["paper"]["ratio"])),
             style_layer_sets=sweep_commands.parse_style_layer_sets(args.style_layer_sets),
             content_layers=sweep_commands.parse_content_layers(args.content_layers or preset["content_layer"]),
             inits=sweep_commands.parse_inits(args.inits or preset["init"]),
@@ -277,9 +277,9 @@ def _sweep(args, say) -> int:
         )
     if preset["balance"] is not None:
         tv_balance = None if args.tv_weights else preset["tv_balance"]
-        members = [m.balanced(config_lib.balance_for_ratio(m.ratio, preset_name), tv_balance)
+        members = [m.balanced(presets.balance_for_ratio(m.ratio, preset_name), tv_balance)
                    for m in members]
-    sweep_commands.run_sweep_command(
+    report = sweep_commands.run_sweep_command(
         args.content, args.style, args.output, members=members, weights=args.weights,
         size=config_lib.count(args.size or preset["size"], "--size", minimum=16),
         iterations=config_lib.count(args.iterations or preset["iterations"], "--iterations"),
@@ -290,7 +290,11 @@ def _sweep(args, say) -> int:
         chunk=None if args.chunk is None else config_lib.count(args.chunk, "--chunk", 1),
         preset=(preset_name, reason), log=say,
     )
-    return 0
+    statuses = [member["status"] for member in report["members"]]
+    for index, status in enumerate(statuses):
+        if status != "done":
+            print(f"stylejax sweep: member {index}: {status}", file=sys.stderr)
+    return EXIT_INTERRUPTED if "interrupted" in statuses else 0
 
 
 def main(argv: list[str] | None = None) -> int:

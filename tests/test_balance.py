@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from stylejax._src import balance, losses, samples, vgg
+from stylejax._src import balance, losses, presets, samples, vgg
 from stylejax._src import config as config_lib
 from stylejax._src.errors import UserError
 from stylejax._src.weights_source import random_weights
@@ -102,10 +102,10 @@ def test_measure_equals_the_loss_terms_at_the_two_pictures():
 def test_random_weights_choose_the_random_preset():
     cfg = config_lib.resolve("c.png", "s.png", "o.png", {"weights": "random"})
     assert cfg.preset == "random" and "random" in cfg.preset_reason
-    preset = config_lib.PRESETS["random"]
+    preset = presets.PRESETS["random"]
     assert cfg.balance == preset["balance"] and cfg.tv_balance == preset["tv_balance"]
     assert cfg.content_weight is None and cfg.tv_weight is None
-    assert cfg.style_layer_weights == config_lib.BALANCED and cfg.needs_balance
+    assert cfg.style_layer_weights == presets.BALANCED and cfg.needs_balance
     assert cfg.init == "content" and cfg.content_layer == preset["content_layer"]
 
 
@@ -151,6 +151,6 @@ def test_bad_weight_flags_are_one_clear_error(overrides):
 
 
 def test_paper_ratios_map_to_balances_around_the_preset():
-    b0 = config_lib.PRESETS["random"]["balance"]
-    assert config_lib.balance_for_ratio(1e-3) == pytest.approx(b0, rel=1e-12)
-    assert config_lib.balance_for_ratio(1e-5) == pytest.approx(b0 * 1e-2, rel=1e-12)
+    b0 = presets.PRESETS["random"]["balance"]
+    assert presets.balance_for_ratio(1e-3) == pytest.approx(b0, rel=1e-12)
+    assert presets.balance_for_ratio(1e-5) == pytest.approx(b0 * 1e-2, rel=1e-12)

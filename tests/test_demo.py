@@ -5,7 +5,7 @@ import json
 import pytest
 
 from stylejax import cli
-from stylejax._src import config, demo, images, weights_commands
+from stylejax._src import demo, images, presets, weights_commands
 from stylejax._src.errors import UserError
 
 
@@ -30,7 +30,7 @@ def test_offline_demo_uses_random_weights_and_the_random_preset(tmp_path, capsys
     report = json.loads((out / "report.json").read_text())
     assert report["weights"]["random"] is True
     assert report["preset"]["name"] == "random" and "random" in report["preset"]["why"]
-    assert report["balance"]["balance"] == config.PRESETS["random"]["balance"]
+    assert report["balance"]["balance"] == presets.PRESETS["random"]["balance"]
     assert report["config"]["content_weight"] > 0 and len(report["config"]["style_layer_weights"]) == 5
     assert set(report["quality"]) == {"palette", "layout", "noise", "texture"}
     assert "RANDOM WEIGHTS" in err and "offline" in err

@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from stylejax import cli
-from stylejax._src import balance, config, losses, samples, sweep, weights_source
+from stylejax._src import balance, losses, presets, samples, sweep, weights_source
 
 SIZE = 32
 
@@ -53,8 +53,8 @@ def test_sweep_with_random_weights_maps_paper_ratios_to_balances(pictures, tmp_p
     results = json.loads((out / "results.json").read_text())
     assert results["config"]["preset"] == "random" and "balance" in results["config"]["ratio_mapping"]
     low, high = (m["config"] for m in results["members"])
-    preset = config.PRESETS["random"]
-    assert low["balance"] == pytest.approx(config.balance_for_ratio(1e-4), rel=1e-12)
+    preset = presets.PRESETS["random"]
+    assert low["balance"] == pytest.approx(presets.balance_for_ratio(1e-4), rel=1e-12)
     assert high["balance"] == pytest.approx(preset["balance"], rel=1e-12)
     assert low["content_layer"] == preset["content_layer"] and low["init"] == "content"
     # same layers and pictures: alpha is proportional to the balance, so to the paper ratio
@@ -85,7 +85,7 @@ def test_the_measured_scales_of_a_sweep_equal_a_transfers(pictures):
     weights = weights_source.random_weights(0)
     params = jax.tree.map(jnp.asarray, weights.params)
     content, style = (jnp.asarray(weights.convention.to_network(a)) for a in samples.sample_images(SIZE))
-    spec = losses.LossSpec(("conv2_2",), config.PAPER_STYLE_LAYERS, "avg")
+    spec = losses.LossSpec(("conv2_2",), presets.PAPER_STYLE_LAYERS, "avg")
     measured = balance.measure(params, content, style, spec)
     targets = losses.compute_targets(params, content, style, spec)
     unit = balance.unit_weights(spec)

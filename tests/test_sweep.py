@@ -193,3 +193,19 @@ def test_members_file_gives_an_explicit_list(tmp_path):
     path.write_text(json.dumps([{"ratio": 1e-3, "colour": "blue"}]))
     with pytest.raises(UserError, match="unknown keys"):
         sweep_commands.read_members(str(path))
+
+
+@pytest.mark.parametrize("mode", ["vmap", pytest.param("loop", marks=pytest.mark.slow)])
+def test_a_diverging_member_stops_alone_and_keeps_its_last_finite_image(setup, mode):
+    """alpha = 1e38 overflows the objective at x_0 (noise): that member stops there (its
+    image is its init, its history empty), the other runs every iteration, in the same program."""
+    _, _, weights = setup
+    content, style = samples.sample_images(22)
+    members = [sweep.Member(ratio=r, style_layers=("conv1_1",), content_layer="conv1_2", init="noise:0")
+               for r in (1e-3, 1e38)]
+    result = sweep.run_sweep(content, style, members, weights, optimizer="adam", iterations=3, mode=mode,
+                             chunk_size=2, lr=5.1)
+    assert result.statuses == ["done", "non-finite at iteration 0"]
+    assert len(result.histories[0]) == 4 and result.histories[1] == []
+    assert np.isfinite(result.images).all()
+    np.testing.assert_allclose(result.images[1], np.clip(sweep.initial_images(members[1:], content, style)[0], 0, 1), atol=1e-5)

@@ -43,6 +43,7 @@ from stylejax._src import (
     demo,
     images,
     optimise,
+    presets,
     sweep,
 )
 from stylejax._src.errors import UserError
@@ -127,7 +128,7 @@ def run_modes(cfg: BenchConfig, weights, log: Callable[[str], None]) -> dict:
     rows = []
     for optimizer in ("lbfgs", "adam"):
         solver = optimise.SolverSpec(optimizer, problem.spec, convolution=cfg.convolution)
-        default_chunk = config.default_chunk(jax.default_backend(), optimizer)
+        default_chunk = presets.default_chunk(jax.default_backend(), optimizer)
         loops = [("whole solve, one compiled program", cfg.iterations),
                  ("one compiled step per Python call", 1),
                  (f"compiled chunks of {default_chunk} (default)", default_chunk)]

@@ -17,8 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from stylejax._src import config as config_lib
-from stylejax._src import images, losses, optimise
+from stylejax._src import images, losses, optimise, presets
 from stylejax._src.weights_file import LoadedWeights
 
 RATIO = 1e-3
@@ -68,7 +67,7 @@ def build(size: int, weights: LoadedWeights, seed: int = 0) -> Problem:
     content_rgb, style_rgb, pictures = paper_pictures(size)
     shape = content_rgb.shape[:2]
     convention = weights.convention
-    spec = losses.LossSpec(("conv4_2",), config_lib.PAPER_STYLE_LAYERS, "avg")
+    spec = losses.LossSpec(("conv4_2",), presets.PAPER_STYLE_LAYERS, "avg")
     n_style = len(spec.style_layers)
     content = np.asarray(convention.to_network(content_rgb), np.float32)
     style = np.asarray(convention.to_network(style_rgb), np.float32)
@@ -81,7 +80,7 @@ def build(size: int, weights: LoadedWeights, seed: int = 0) -> Problem:
         style_layer_weights=jnp.full((n_style,), 1.0 / n_style, jnp.float32),
         tv_weight=jnp.float32(0.0),
     )
-    lr = jnp.float32(config_lib.ADAM_STEP_FRACTION * convention.unit)
+    lr = jnp.float32(presets.ADAM_STEP_FRACTION * convention.unit)
     return Problem(size, tuple(shape), weights, pictures, content, style, init, spec,
                    optimise.SolveArgs(params, targets, loss_weights, lr))
 

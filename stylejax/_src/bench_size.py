@@ -18,7 +18,7 @@ import time
 
 import jax
 
-from stylejax._src import bench_problem, config, optimise, weights_source
+from stylejax._src import bench_problem, optimise, presets, weights_source
 
 
 def peak_rss_mb() -> float:
@@ -38,7 +38,7 @@ def measure(size: int, iterations: int, repeats: int, convolution: str, weights:
     loaded = weights_source.resolve_weights(weights)
     problem = bench_problem.build(size, loaded)
     solver = optimise.SolverSpec("lbfgs", problem.spec, convolution=convolution)
-    chunk = config.default_chunk(jax.default_backend(), "lbfgs")
+    chunk = presets.default_chunk(jax.default_backend(), "lbfgs")
     image = jax.numpy.asarray(problem.init)
     warm_up = optimise.solve(image, problem.args, solver, 1, chunk_size=chunk)
     per_evaluation, per_iteration = [], []

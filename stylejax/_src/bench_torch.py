@@ -22,7 +22,7 @@ import time
 import jax
 import numpy as np
 
-from stylejax._src import bench_problem, config, optimise
+from stylejax._src import bench_problem, optimise, presets
 from stylejax._src import convolution as convolution_lib
 from stylejax._src.errors import UserError
 
@@ -120,7 +120,7 @@ def compare(problem: bench_problem.Problem, *, convolution: str, repeats: int, c
     program = bench_problem.value_and_grad_program(problem.spec)
     image = jax.numpy.asarray(problem.init)
     torch_image = torch_vgg.to_torch_image(problem.init)
-    chunk = config.default_chunk(jax.default_backend(), "adam")
+    chunk = presets.default_chunk(jax.default_backend(), "adam")
     lr = float(problem.args.learning_rate)
 
     def stylejax_evaluation():

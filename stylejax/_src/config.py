@@ -13,74 +13,7 @@ import math
 from stylejax._src import layers as vgg_layers
 from stylejax._src import optimise, vgg
 from stylejax._src.errors import UserError
-
-PAPER_STYLE_LAYERS = ("conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1")
-# ``--style-layer-weights balanced``: w_l from the pictures (stylejax/_src/balance.py).
-BALANCED = "balanced"
-
-# name -> every setting. ``paper``: Gatys, Ecker & Bethge, CVPR 2016 (Sec. 2-3; the
-# iteration count is the authors' code's, the papers give none).
-PRESETS: dict[str, dict] = {
-    "paper": {
-        "size": 512,
-        "iterations": 500,
-        "optimizer": "lbfgs",
-        "lr": None,
-        "ratio": 1e-3,
-        "content_weight": None,
-        "style_weight": None,
-        "content_layer": "conv4_2",
-        "style_layers": PAPER_STYLE_LAYERS,
-        "style_layer_weights": None,
-        "tv_weight": 0.0,
-        "init": "noise",
-        "seed": 0,
-        "pooling": "avg",
-        "save_every": 0,
-        "chunk": None,
-        "weights": "auto",
-        "balance": None,
-        "tv_balance": None,
-    },
-    # Seeded random VGG19 weights (``--weights random``; chosen automatically for them).
-    # Tuned on the paper's Neckarfront x Starry Night and Kandinsky, checked on held-out
-    # pairs (docs/random-preset.md): a random network's conv4_2 does not keep a photo's
-    # layout (its Fig. 1 reconstruction is noise), conv2_2 does; its loss scales differ
-    # from the pretrained network's by orders of magnitude and from pair to pair, so
-    # alpha, w_l and the TV weight come from the pictures (stylejax/_src/balance.py).
-    "random": {
-        "size": 256,
-        "iterations": 150,
-        "optimizer": "lbfgs",
-        "lr": None,
-        "ratio": None,
-        "content_weight": None,
-        "style_weight": None,
-        "content_layer": "conv2_2",
-        "style_layers": PAPER_STYLE_LAYERS,
-        "style_layer_weights": BALANCED,
-        "tv_weight": None,
-        "init": "content",
-        "seed": 0,
-        "pooling": "avg",
-        "save_every": 0,
-        "chunk": None,
-        "weights": "random",
-        "balance": 0.03,
-        "tv_balance": 0.003,
-    },
-}
-
-# Compiled chunk length per (backend, optimizer), measured on the 2-core CPU. First by
-# scripts/bench_chunks.py (README, "Measured"), then, with Winograd convolutions, by
-# `stylejax bench` (README, "Performance"; 128 px, ms per evaluation): L-BFGS chunks of
-# 10: 77, one step per call: 87, the whole solve in one program: 79; Adam 81 / 80 / 81.
-# Accelerators: not yet measured.
-DEFAULT_CHUNKS = {("cpu", "lbfgs"): 10, ("cpu", "adam"): 10}
-ACCELERATOR_CHUNK = 50
-
-# Adam's default step: 2% of the RGB range, in the weights' input space.
-ADAM_STEP_FRACTION = 0.02
+from stylejax._src.presets import BALANCED, PRESETS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -267,16 +200,6 @@ def resolve(content: str, style: str, output: str, overrides: dict) -> TransferC
     )
 
 
-def balance_for_ratio(ratio: float, preset: str = "random") -> float:
-    """A ratio on the paper's scale as the ``preset``'s balance: balance = b0 * ratio / 1e-3.
-
-    The paper's default alpha/beta = 1e-3 maps to the preset's own balance b0, and every
-    other ratio keeps its factor from that default, so a grid over the paper's ratios
-    (Fig. 4: 1e-5 .. 1e-2) spans the same relative range around the preset's balance.
-    """
-    return PRESETS[preset]["balance"] * ratio / PRESETS["paper"]["ratio"]
-
-
 def choose_preset(given: dict) -> tuple[str, str]:
     """The preset a run starts from, and why: ``--preset`` if given; else ``random`` for
     ``--weights random`` (the paper's numbers are for the pretrained network); else
@@ -293,8 +216,3 @@ def choose_preset(given: dict) -> tuple[str, str]:
     if str(given.get("weights", "")) == "random":
         return "random", "the weights are random and no --preset was given"
     return "paper", "the default"
-
-
-def default_chunk(backend: str, optimizer: str) -> int:
-    """The compiled chunk length for a backend ("cpu", "gpu", "tpu") and optimizer."""
-    return DEFAULT_CHUNKS.get((backend, optimizer), ACCELERATOR_CHUNK)

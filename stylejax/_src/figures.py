@@ -34,7 +34,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from stylejax._src import atomic, images, metrics, sweep
+from stylejax._src import atomic, images, metrics, presets, sweep
 from stylejax._src import config as config_lib
 from stylejax._src import transfer as transfer_lib
 from stylejax._src.errors import UserError
@@ -49,7 +49,7 @@ IMAGES_ENV = images.IMAGES_ENV
 DEFAULT_SIZE = 64
 DEFAULT_ITERATIONS = 20
 POOLING = "avg"  # the paper's choice
-PAPER_STYLE_LAYERS = config_lib.PAPER_STYLE_LAYERS
+PAPER_STYLE_LAYERS = presets.PAPER_STYLE_LAYERS
 FIGURE_FILE = "figure.png"
 RESULTS_FILE = "results.json"
 
@@ -337,19 +337,19 @@ class FigureRun:
 
         Pretrained weights: unchanged. Random weights: the ``random`` preset's balance
         rule (stylejax/_src/balance.py), each paper ratio r mapped to the balance
-        ``config.balance_for_ratio(r)``, w_l balanced unless the member fixes them, the
+        ``presets.balance_for_ratio(r)``, w_l balanced unless the member fixes them, the
         preset's TV balance; with ``content_layer``, the paper's conv4_2 becomes the
         preset's content layer (a random conv4_2 does not keep the photo's layout). A
         figure whose subject is the content layer passes ``content_layer=False``.
         """
         if not self.random:
             return list(members)
-        preset = config_lib.PRESETS["random"]
+        preset = presets.PRESETS["random"]
         adapted = []
         for member in members:
             if content_layer and member.content_layer == "conv4_2":
                 member = dataclasses.replace(member, content_layer=preset["content_layer"])
-            balance = config_lib.balance_for_ratio(member.ratio) if member.content_layer else None
+            balance = presets.balance_for_ratio(member.ratio) if member.content_layer else None
             adapted.append(member.balanced(balance, preset["tv_balance"]))
         return adapted
 
@@ -399,9 +399,9 @@ class FigureRun:
             "seed": noise_seed, "pooling": POOLING, "quiet": True, "preset": "paper",
         }
         if self.random:  # as adapt() does for sweeps
-            preset = config_lib.PRESETS["random"]
-            overrides.update(ratio=None, balance=config_lib.balance_for_ratio(ratio),
-                             style_layer_weights=config_lib.BALANCED,
+            preset = presets.PRESETS["random"]
+            overrides.update(ratio=None, balance=presets.balance_for_ratio(ratio),
+                             style_layer_weights=presets.BALANCED,
                              tv_balance=preset["tv_balance"], content_layer=preset["content_layer"])
         cfg = config_lib.resolve(self.paths[content_key], self.paths[style_key], output, overrides)
         self.log(f"{label}: transfer")

@@ -12,8 +12,12 @@ _LINE = 12  # PIL's default bitmap font is about 11 px high
 
 
 def write_grid(path: str, cells: list[list[np.ndarray | None]], *, row_labels: list[str],
-               column_labels: list[str], title: str = "") -> None:
+               column_labels: list[str], title: str = "",
+               cell_labels: list[list[str | None]] | None = None) -> None:
     """Writes ``cells[r][c]`` (RGB in [0, 1], all one shape, None = empty) as one PNG.
+
+    ``cell_labels[r][c]``, where given, is written in red over the cell's top edge (a
+    sweep marks a member that did not finish, e.g. "non-finite at iteration 12").
 
     Each label is drawn in full (long labels wrap onto several lines), so a figure can
     be read without its results file.
@@ -45,5 +49,10 @@ def write_grid(path: str, cells: list[list[np.ndarray | None]], *, row_labels: l
                 continue
             pixels = np.clip(np.asarray(cell) * 255.0 + 0.5, 0, 255).astype(np.uint8)
             canvas.paste(Image.fromarray(pixels), (row_width + c * (width + _PAD), y))
+            mark = cell_labels[r][c] if cell_labels and c < len(cell_labels[r]) else None
+            if mark:
+                for i, line in enumerate(wrap(mark)):
+                    draw.text((row_width + c * (width + _PAD) + 1, y + 1 + i * _LINE), line,
+                              fill=(220, 0, 0))
     with atomic.atomic_path(path) as temporary:
         canvas.save(temporary, format="PNG")

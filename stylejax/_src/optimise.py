@@ -268,6 +268,108 @@ def compile_solver(image, args: SolveArgs, spec: SolverSpec, chunk_size: int) ->
     return CompiledSolver(prepare, init, chunk, time.perf_counter() - start)
 
 
+@dataclasses.dataclass
+class Driven:
+    """What :func:`drive` returns."""
+
+    state: Any  # the final state (leading member axis when batched)
+    # objective values read back, one per iteration the driver ran: shape (n,), or
+    # (members, n) when batched; NaN where a member had stopped (non-finite objective)
+    values: np.ndarray
+    done: int  # iterations the driver ran (a stopped member's own count is its state's)
+    interrupted: bool  # Ctrl-C stopped the run before ``iterations``
+
+
+def drive(
+    chunk: Callable[[Any, Any, jnp.ndarray], tuple[Any, jnp.ndarray]],
+    state,
+    args,
+    iterations: int,
+    *,
+    chunk_size: int,
+    batched: bool = False,
+    on_progress: Callable[[int, Any], None] | None = None,
+    save_every: int = 0,
+    on_save: Callable[[int, Any], None] | None = None,
+) -> Driven:
+    """The one Python loop over compiled chunks, for a solve, a sweep and the benchmark.
+
+    ``chunk(state, args, n)`` runs up to ``n`` iterations (a compiled :func:`run_chunk`,
+    or its ``vmap``/``lax.map`` over members) and returns ``(state, values)``, values of
+    shape ``(chunk_size,)``, or ``(members, chunk_size)`` when ``batched``. One chunk is
+    kept in flight while the previous one's values are read. Between chunks:
+    ``on_progress(iterations_done, latest)`` (latest: a float, or one per member);
+    ``on_save(iteration, state.image)`` every ``save_every`` iterations. The run stops
+    after ``iterations``, on Ctrl-C (after the running chunk) or once every member's
+    objective stopped being finite.
+    """
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size must be a whole number >= 1, got {chunk_size}")
+    collected: list[np.ndarray] = []
+    pending = None  # the chunk in flight: its values and the count it should have taken
+    done = 0
+    interrupted = False
+
+    def collect(result) -> bool:
+        """Reads one chunk's values; False once no member is finite any more."""
+        chunk_values, expected = result
+        taken = np.asarray(chunk_values)[..., :expected]
+        collected.append(taken)
+        if taken.shape[-1] == 0:
+            return True
+        latest = taken[..., -1]
+        if on_progress is not None:
+            on_progress(sum(c.shape[-1] for c in collected), latest if batched else float(latest))
+        return bool(np.isfinite(latest).any())
+
+    with _InterruptFlag() as interrupt:
+        while done < iterations:
+            n = min(chunk_size, iterations - done)
+            if save_every:
+                n = min(n, save_every - done % save_every)
+            state, chunk_values = chunk(state, args, jnp.asarray(n, jnp.int32))
+            done += n
+            previous, pending = pending, (chunk_values, n)
+            if previous is not None and not collect(previous):
+                pending = None
+                break
+            if save_every and on_save is not None and done % save_every == 0:
+                finite = collect(pending)
+                pending = None
+                if not finite:
+                    break
+                on_save(done, state.image)
+            if interrupt.raised:
+                interrupted = done < iterations
+                break
+        if pending is not None:
+            collect(pending)
+        jax.block_until_ready(state)
+    values = (np.concatenate(collected, axis=-1) if collected
+              else np.zeros((*np.shape(state.iteration), 0), np.float32))
+    return Driven(state=state, values=values, done=done, interrupted=interrupted)
+
+
+def member_status(finite: bool, iteration: int, iterations: int, interrupted: bool) -> str:
+    """``done``, ``non-finite at iteration k`` (the objective at x_k was not finite; the
+    state's ``previous_image`` is the last finite one) or ``interrupted``."""
+    if not finite:
+        return f"non-finite at iteration {iteration}"
+    if interrupted and iteration < iterations:
+        return "interrupted"
+    return "done"
+
+
+def finite_history(values: np.ndarray) -> list[float]:
+    """The finite prefix of one member's values: the objective at x_0 .. x_{n-1}."""
+    history = []
+    for value in np.asarray(values, np.float64):
+        if not np.isfinite(value):
+            break
+        history.append(float(value))
+    return history
+
+
 def solve(
     image,
     args: SolveArgs,
@@ -285,54 +387,25 @@ def solve(
     ``on_save(iteration, image)`` every ``save_every`` iterations.
     """
     if chunk_size < 1:
-        raise ValueError("chunk_size must be at least 1")
+        raise ValueError(f"chunk_size must be a whole number >= 1, got {chunk_size}")
     compiled = compile_solver(image, args, spec, chunk_size)
-    chunk = compiled.chunk
     start = time.perf_counter()
     args = args._replace(params=compiled.prepare(args.params))
-    state = compiled.init(image, args)
-    values: list[float] = []
-    pending = None  # the chunk in flight: its values and the count it should have taken
-    done = 0
-    status = "completed"
-
-    def collect(result):
-        chunk_values, expected = result
-        taken = [float(v) for v in np.asarray(chunk_values)[:expected]]
-        values.extend(taken)
-        if on_progress is not None and taken:
-            on_progress(len(values), taken[-1])
-        return all(np.isfinite(taken))
-
-    with _InterruptFlag() as interrupt:
-        while done < iterations:
-            n = min(chunk_size, iterations - done)
-            if save_every:
-                n = min(n, save_every - done % save_every)
-            state, chunk_values = chunk(state, args, jnp.asarray(n, jnp.int32))
-            done += n
-            previous, pending = pending, (chunk_values, n)
-            if previous is not None and not collect(previous):
-                break
-            if save_every and on_save is not None and done % save_every == 0:
-                if not collect(pending):
-                    pending = None
-                    break
-                pending = None
-                on_save(done, state.image)
-            if interrupt.raised:
-                status = "interrupted"
-                break
-        if pending is not None:
-            collect(pending)
-        jax.block_until_ready(state)
+    driven = drive(compiled.chunk, compiled.init(image, args), args, iterations,
+                   chunk_size=chunk_size, on_progress=on_progress, save_every=save_every,
+                   on_save=on_save)
     seconds = time.perf_counter() - start
-    finite_values = [v for v in values if np.isfinite(v)]
-    if len(finite_values) < len(values):
+    state = driven.state
+    history = finite_history(driven.values)
+    if not bool(state.finite) or len(history) < driven.values.shape[-1]:
         status = "non-finite"
+    elif driven.interrupted:
+        status = "interrupted"
+    else:
+        status = "completed"
     return SolveResult(
         state=state,
-        values=finite_values,
+        values=history,
         iterations=int(state.iteration),
         evaluations=int(state.evaluations),
         seconds=seconds,

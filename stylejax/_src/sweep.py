@@ -34,7 +34,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from stylejax._src import balance, images, losses, optimise
+from stylejax._src import balance, images, losses, optimise, presets
 from stylejax._src import layers as vgg_layers
 from stylejax._src.errors import UserError
 
@@ -215,13 +215,16 @@ _ARGS_AXES = optimise.SolveArgs(params=None, targets=None, weights=0, learning_r
 
 
 def _batched_chunk(states, args, n_steps, *, spec, chunk_size, mode, batch_size):
-    """One chunk for every member: returns (states, values (K, chunk)).
+    """:func:`optimise.run_chunk` for every member: returns (states, values (K, chunk)).
 
-    ``map`` runs ``batch_size`` members in lockstep at a time and the batches one after
-    another (what ``lax.map`` with a batch size does), counting what each batch ran.
+    ``vmap``: all members in one batched loop, each stopping on its own once its objective
+    is not finite. ``map``: ``batch_size`` members vmapped at a time and the batches one
+    after another (``lax.map``).
     """
+    run = jax.vmap(functools.partial(optimise.run_chunk, spec=spec, chunk_size=chunk_size),
+                   in_axes=(0, _ARGS_AXES, None))
     if mode == "vmap":
-        return _lockstep_chunk(states, args, n_steps, spec=spec, chunk_size=chunk_size)
+        return run(states, args, n_steps)
     members = states.image.shape[0]
     size = batch_size or 1
     if members % size:
@@ -232,31 +235,12 @@ def _batched_chunk(states, args, n_steps, *, spec, chunk_size, mode, batch_size)
 
     def one_batch(batch):
         batch_states, weights, lr = batch
-        batch_args = args._replace(weights=weights, learning_rate=lr)
-        return _lockstep_chunk(batch_states, batch_args, n_steps, spec=spec, chunk_size=chunk_size)
+        return run(batch_states, args._replace(weights=weights, learning_rate=lr), n_steps)
 
     batches = jax.tree.map(split, (states, args.weights, args.learning_rate))
     new_states, values = jax.lax.map(one_batch, batches)
     merge = lambda a: a.reshape(members, *a.shape[2:])  # noqa: E731
     return jax.tree.map(merge, new_states), merge(values)
-
-
-def _lockstep_chunk(states, args, n_steps, *, spec, chunk_size):
-    step = jax.vmap(functools.partial(optimise.step, spec=spec), in_axes=(0, _ARGS_AXES))
-    members = states.image.shape[0]
-
-    def body(carry):
-        current, recorded, taken = carry
-        new, value = step(current, args)
-        return new, recorded.at[:, taken].set(value), taken + 1
-
-    values = jnp.full((members, chunk_size), jnp.nan, states.image.dtype)
-    carry = (states, values, jnp.zeros((), jnp.int32))
-    if chunk_size == 1:
-        states, values, _ = body(carry)
-        return states, values
-    states, values, _ = jax.lax.while_loop(lambda c: c[2] < n_steps, body, carry)
-    return states, values
 
 
 @dataclasses.dataclass
@@ -281,6 +265,9 @@ class SweepResult:
     # Compiled programs the sweep's chunk calls used, read from the jitted chunk's own
     # cache after the run (1: every member and chunk ran one compilation).
     traces: int
+    # Per member: "done", "non-finite at iteration k" (its image is the last finite one,
+    # x_{k-1}, and its history the finite values) or "interrupted" (Ctrl-C).
+    statuses: list[str] = dataclasses.field(default_factory=list)
 
 
 def _terms_dict(terms, spec, k):
@@ -321,13 +308,12 @@ def run_sweep(
         raise UserError("a sweep needs at least one member")
     if mode not in BATCH_MODES:
         raise UserError(f"unknown batch mode {mode!r}: expected one of {', '.join(BATCH_MODES)}")
-    from stylejax._src import config as config_lib
 
     backend = jax.default_backend()
     mode = default_mode(backend, optimizer) if mode == "auto" else mode
-    chunk_size = chunk_size or config_lib.default_chunk(backend, optimizer)
+    chunk_size = chunk_size or presets.default_chunk(backend, optimizer)
     convention = weights.convention
-    lr = lr if lr is not None else config_lib.ADAM_STEP_FRACTION * convention.unit
+    lr = lr if lr is not None else presets.ADAM_STEP_FRACTION * convention.unit
     spec = loss_spec(members, pooling)
     # This sweep's own count of executed evaluations (None: not counted).
     counter = optimise.EvaluationCounter() if count_evaluations else None
@@ -378,43 +364,33 @@ def run_sweep(
     initial = terms_fn(inits, params, targets, loss_weights)
     start = time.perf_counter()
     member_seconds = []
+    interrupted = False
     if mode == "loop":
-        finals, histories = [], []
+        finals, rows = [], []
         init_jitted = jax.jit(functools.partial(optimise.init_state, spec=solver))
         for k in range(count):
             member_start = time.perf_counter()
             member_args = args._replace(weights=jax.tree.map(lambda a, k=k: a[k], loss_weights),
                                         learning_rate=learning_rates[k])
             state = init_jitted(inits[k], member_args)
-            chunks = []  # device arrays: read once the member is done, no sync per chunk
-            done = 0
-            while done < iterations:
-                n = min(chunk_size, iterations - done)
-                state, chunk_values = chunk_fn(state, member_args, jnp.asarray(n, jnp.int32))
-                chunks.append((chunk_values, n))
-                done += n
-            values = [float(v) for chunk_values, n in chunks for v in np.asarray(chunk_values)[:n]]
-            jax.block_until_ready(state)
+            if not interrupted:
+                driven = optimise.drive(chunk_fn, state, member_args, iterations, chunk_size=chunk_size)
+                state, interrupted = driven.state, driven.interrupted
+                rows.append(driven.values)
+            else:  # after Ctrl-C the remaining members keep their initial images
+                rows.append(np.zeros((0,), np.float32))
             member_seconds.append(time.perf_counter() - member_start)
             finals.append(state)
-            histories.append([v for v in values if np.isfinite(v)])
             if progress:
                 progress(k + 1, count)
         states = jax.tree.map(lambda *leaves: jnp.stack(leaves), *finals)
+        histories = [optimise.finite_history(row) for row in rows]
     else:
-        states = initial_states
-        recorded = []
-        done = 0
-        while done < iterations:
-            n = min(chunk_size, iterations - done)
-            states, chunk_values = chunk_fn(states, args, jnp.asarray(n, jnp.int32))
-            recorded.append(np.asarray(chunk_values)[:count, :n])
-            done += n
-            if progress:
-                progress(done, iterations)
-        jax.block_until_ready(states)
-        values = np.concatenate(recorded, axis=1) if recorded else np.zeros((count, 0))
-        histories = [[float(v) for v in row if np.isfinite(v)] for row in values]
+        driven = optimise.drive(
+            chunk_fn, initial_states, args, iterations, chunk_size=chunk_size, batched=True,
+            on_progress=(lambda done, latest: progress(done, iterations)) if progress else None)
+        states, interrupted = driven.state, driven.interrupted
+        histories = [optimise.finite_history(row) for row in driven.values[:count]]
     seconds = time.perf_counter() - start
     jax.effects_barrier()  # every counting callback has run
     executed = counter.count if counter is not None else None
@@ -422,10 +398,18 @@ def run_sweep(
     if mode != "loop":
         member_seconds = [seconds / count] * count
 
-    final = terms_fn(states.image, params, targets, loss_weights)
-    rgb = np.clip(np.asarray(convention.to_rgb01(states.image))[:count], 0.0, 1.0)
+    finite = np.asarray(states.finite)[:count]
+    reached = np.asarray(states.iteration)[:count]
+    statuses = [optimise.member_status(bool(finite[k]), int(reached[k]), iterations, interrupted)
+                for k in range(count)]
+    # A member that stopped on a non-finite objective keeps x_{k-1}, its last finite image.
+    kept = jnp.where(states.finite.reshape(-1, *([1] * (states.image.ndim - 1))),
+                     states.image, states.previous_image)
+    final = terms_fn(kept, params, targets, loss_weights)
+    rgb = np.clip(np.asarray(convention.to_rgb01(kept))[:count], 0.0, 1.0)
     for k in range(count):
-        histories[k].append(float(final.total[k]))
+        if finite[k]:
+            histories[k].append(float(final.total[k]))
     return SweepResult(
         members=list(members),
         images=rgb,
@@ -441,4 +425,5 @@ def run_sweep(
         batch_size=batch_size,
         devices=len(devices),
         traces=traces,
+        statuses=statuses,
     )

@@ -9,7 +9,7 @@ import os
 
 import jax
 
-from stylejax._src import atomic, images, sweep
+from stylejax._src import atomic, images, presets, sweep
 from stylejax._src import config as config_lib
 from stylejax._src import layers as vgg_layers
 from stylejax._src.errors import UserError
@@ -122,6 +122,7 @@ def write_results(out_dir: str, result: sweep.SweepResult, *, config: dict, weig
         member_rows.append({
             "index": index,
             "image": name,
+            "status": result.statuses[index],
             "config": member.describe(),
             "initial": result.initial[index],
             "final": result.final[index],
@@ -132,8 +133,12 @@ def write_results(out_dir: str, result: sweep.SweepResult, *, config: dict, weig
         })
     layout, row_labels, column_labels = grid_layout(result.members)
     cells = [[None if i is None else result.images[i] for i in row] for row in layout]
+    # A member that did not finish is marked in its cell's label.
+    marks = [[None if i is None or result.statuses[i] == "done" else result.statuses[i] for i in row]
+             for row in layout]
     write_grid(os.path.join(out_dir, "grid.png"), cells, row_labels=row_labels,
-               column_labels=column_labels, title=title)
+               column_labels=column_labels, title=title,
+               cell_labels=marks if any(m for row in marks for m in row) else None)
     report = {
         "stylejax_version": __version__,
         "config": config,
@@ -189,8 +194,8 @@ def run_sweep_command(content: str, style: str, out_dir: str, *, members: list[s
               "batch_size": batch_size, "chunk": chunk, "preset": preset[0], "preset_why": preset[1]}
     if any(m.balance is not None for m in members):
         config["ratio_mapping"] = (
-            f"balance = {config_lib.PRESETS[preset[0]]['balance']:g} * ratio / "
-            f"{config_lib.PRESETS['paper']['ratio']:g} (the {preset[0]} preset's balance rule, "
+            f"balance = {presets.PRESETS[preset[0]]['balance']:g} * ratio / "
+            f"{presets.PRESETS['paper']['ratio']:g} (the {preset[0]} preset's balance rule, "
             "stylejax/_src/balance.py); each member's alpha is its content_weight")
     label = "RANDOM WEIGHTS (not pretrained)" if is_random(loaded) else os.path.basename(loaded.path)
     label = f"{label}, preset {preset[0]}"

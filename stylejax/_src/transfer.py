@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from stylejax._src import atomic, balance, convolution, images, losses, optimise
+from stylejax._src import atomic, balance, convolution, images, losses, optimise, presets
 from stylejax._src import config as config_lib
 from stylejax._src.errors import UserError
 from stylejax._src.weights_file import LoadedWeights
@@ -85,7 +85,7 @@ def loss_spec(cfg: config_lib.TransferConfig) -> losses.LossSpec:
 def apply_balance(cfg: config_lib.TransferConfig, scales: balance.Scales):
     """``cfg`` with alpha, w_l and the TV weight the balance rule leaves open filled in
     from ``scales``, and the report's record of the rule."""
-    fixed_layers = None if cfg.style_layer_weights == config_lib.BALANCED else cfg.style_layer_weights
+    fixed_layers = None if cfg.style_layer_weights == presets.BALANCED else cfg.style_layer_weights
     resolved = balance.resolve(
         scales,
         balance=cfg.balance if cfg.content_weight is None else 0.0,
@@ -203,9 +203,9 @@ def run_transfer(
     if is_random(weights):
         say(RANDOM_BANNER)
     convention = weights.convention
-    lr = cfg.lr if cfg.lr is not None else config_lib.ADAM_STEP_FRACTION * convention.unit
+    lr = cfg.lr if cfg.lr is not None else presets.ADAM_STEP_FRACTION * convention.unit
     backend = jax.default_backend()
-    chunk = cfg.chunk or config_lib.default_chunk(backend, cfg.optimizer)
+    chunk = cfg.chunk or presets.default_chunk(backend, cfg.optimizer)
     cfg = dataclasses.replace(cfg, lr=lr, chunk=chunk)
 
     spec = loss_spec(cfg)
