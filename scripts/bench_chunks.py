@@ -1,6 +1,6 @@
 """Measures the solver's loop structure: iterations per compiled chunk, per optimizer.
 
-The default chunk length per backend (stylejax/_src/config.py, DEFAULT_CHUNKS) comes
+The default chunk length per backend (stylejax/_src/presets.py, DEFAULT_CHUNKS) comes
 from this measurement. Each configuration is compiled ahead of time, warmed up with one
 short run, then timed over ``--iterations`` iterations ``--repeats`` times; the table
 gives the median and the spread (min..max) of milliseconds per iteration and per
@@ -22,30 +22,34 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from stylejax._src import losses, optimise, transfer, weights_source
-from stylejax._src.presets import PAPER_STYLE_LAYERS
+import stylejax
+
+
+def device_description() -> str:
+    device = jax.devices()[0]
+    return f"{device.platform}: {device.device_kind}"
 
 
 def measure(size: int, optimizer: str, chunk: int, iterations: int, repeats: int, params) -> dict:
-    convention = weights_source.random_weights(0).convention
+    convention = stylejax.weights.random_weights(0).convention
     rng = np.random.default_rng(0)
     shape = (size * 3 // 4, size, 3)
     content, style, init = (
         jnp.asarray(convention.to_network(rng.uniform(size=shape).astype(np.float32))) for _ in range(3)
     )
-    spec = losses.LossSpec(("conv4_2",), PAPER_STYLE_LAYERS, "avg")
-    targets = jax.jit(losses.compute_targets, static_argnums=3)(params, content, style, spec)
-    weights = losses.LossWeights(
+    spec = stylejax.LossSpec(("conv4_2",), stylejax.PRESETS["paper"]["style_layers"], "avg")
+    targets = jax.jit(stylejax.compute_targets, static_argnums=3)(params, content, style, spec)
+    weights = stylejax.LossWeights(
         jnp.float32(1e-3), jnp.float32(1.0), jnp.ones((1,)), jnp.full((5,), 0.2), jnp.float32(0.0)
     )
-    args = optimise.SolveArgs(params, targets, weights, jnp.float32(5.0))
-    solver = optimise.SolverSpec(optimizer, spec)
+    args = stylejax.SolveArgs(params, targets, weights, jnp.float32(5.0))
+    solver = stylejax.SolverSpec(optimizer, spec)
     # The first run compiles (later ahead-of-time compiles of the same program hit jax's
     # cache), so it gives the compile time and is the warm-up.
-    warm_up = optimise.solve(init, args, solver, min(chunk, 2), chunk_size=chunk)
+    warm_up = stylejax.solve(init, args, solver, min(chunk, 2), chunk_size=chunk)
     per_iteration, per_evaluation = [], []
     for _ in range(repeats):
-        result = optimise.solve(init, args, solver, iterations, chunk_size=chunk)
+        result = stylejax.solve(init, args, solver, iterations, chunk_size=chunk)
         per_iteration.append(1000 * result.seconds / result.iterations)
         per_evaluation.append(1000 * result.seconds / result.evaluations)
     return {
@@ -69,8 +73,8 @@ def main() -> None:
     parser.add_argument("--json", help="also write the rows here")
     args = parser.parse_args()
 
-    params = jax.tree.map(jnp.asarray, weights_source.random_weights(0).params)
-    print(f"device: {transfer.device_description()}, jax {jax.__version__}, random weights")
+    params = jax.tree.map(jnp.asarray, stylejax.weights.random_weights(0).params)
+    print(f"device: {device_description()}, jax {jax.__version__}, random weights")
     print("| size | optimizer | chunk | ms/iteration (median, min..max) | ms/evaluation | compile s |")
     print("|---:|---|---:|---:|---:|---:|")
     rows = []
@@ -87,7 +91,7 @@ def main() -> None:
                 )
     if args.json:
         with open(args.json, "w") as handle:
-            json.dump({"device": transfer.device_description(), "rows": rows}, handle, indent=2)
+            json.dump({"device": device_description(), "rows": rows}, handle, indent=2)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,12 @@ import json
 
 import jax
 
-from stylejax._src import samples, sweep, transfer, weights_source
+import stylejax
+
+
+def device_description() -> str:
+    device = jax.devices()[0]
+    return f"{device.platform}: {device.device_kind}"
 
 
 def main() -> None:
@@ -32,22 +37,22 @@ def main() -> None:
     parser.add_argument("--json")
     args = parser.parse_args()
 
-    weights = weights_source.random_weights(0)
+    weights = stylejax.weights.random_weights(0)
     ratios = [10.0 ** (-5 + 3 * k / max(args.members - 1, 1)) for k in range(args.members)]
-    members = sweep.product(ratios=ratios)
-    print(f"device: {transfer.device_description()}, jax {jax.__version__}, random weights, "
+    members = stylejax.product(ratios=ratios)
+    print(f"device: {device_description()}, jax {jax.__version__}, random weights, "
           f"{args.members} members (ratios 1e-5..1e-2), {args.iterations} iterations")
     print("| size | optimizer | mode | seconds | per member | member evaluations | executed evaluations | compile s |")
     print("|---:|---|---|---:|---:|---:|---:|---:|")
     rows = []
     for size in (int(s) for s in args.sizes.split(",")):
-        content, style = samples.sample_images(size)
+        content, style = stylejax.sample_images(size)
         for optimizer in args.optimizers.split(","):
             for mode in args.modes.split(","):
                 batch = 2 if mode == "map" else None
 
                 def run(content=content, style=style, optimizer=optimizer, mode=mode, batch=batch):
-                    return sweep.run_sweep(content, style, members, weights, optimizer=optimizer,
+                    return stylejax.run_sweep(content, style, members, weights, optimizer=optimizer,
                                            iterations=args.iterations, mode=mode, batch_size=batch,
                                            count_evaluations=True)
 
@@ -68,7 +73,7 @@ def main() -> None:
                       flush=True)
     if args.json:
         with open(args.json, "w") as handle:
-            json.dump({"device": transfer.device_description(), "rows": rows}, handle, indent=2)
+            json.dump({"device": device_description(), "rows": rows}, handle, indent=2)
 
 
 if __name__ == "__main__":

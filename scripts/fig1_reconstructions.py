@@ -28,7 +28,8 @@ from __future__ import annotations
 
 import sys
 
-from stylejax._src import figures, metrics, sweep
+import stylejax
+from stylejax.cli import figures
 
 NAME = "fig1_reconstructions"
 CVPR_CONTENT_LAYERS = ("conv1_2", "conv2_2", "conv3_2", "conv4_2", "conv5_2")
@@ -50,9 +51,9 @@ def main(argv: list[str]) -> int:
     content_layers = ARXIV_CONTENT_LAYERS if args.arxiv else CVPR_CONTENT_LAYERS
     style_sets = [figures.PAPER_STYLE_LAYERS[:k] for k in range(1, 6)]
 
-    content_members = [sweep.Member(content_layer=layer, style_layers=(), style_weight=0.0, ratio=1.0,
+    content_members = [stylejax.Member(content_layer=layer, style_layers=(), style_weight=0.0, ratio=1.0,
                                     init="noise:0") for layer in content_layers]
-    style_members = [sweep.Member(content_layer=None, style_layers=layers, ratio=1.0, init="noise:0")
+    style_members = [stylejax.Member(content_layer=None, style_layers=layers, ratio=1.0, init="noise:0")
                      for layers in style_sets]
     content_result = run.sweep("content reconstructions", content_members)
     style_result = run.sweep("style reconstructions", style_members)
@@ -64,8 +65,8 @@ def main(argv: list[str]) -> int:
     content = run.images["content"]
     psnr_by_layer = {}
     for layer, panel in zip(content_layers, content_row, strict=True):
-        panel.metrics = {"psnr_to_content": metrics.psnr(panel.image, content),
-                         "ssim_to_content": metrics.ssim(panel.image, content)}
+        panel.metrics = {"psnr_to_content": figures.metrics.psnr(panel.image, content),
+                         "ssim_to_content": figures.metrics.ssim(panel.image, content)}
         psnr_by_layer[layer] = panel.metrics["psnr_to_content"]
     gram_by_set = {}
     distances = run.style_distances([panel.image for panel in style_row], run.images["style"])

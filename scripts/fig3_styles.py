@@ -35,7 +35,7 @@ from __future__ import annotations
 import os
 import sys
 
-from stylejax._src import figures, metrics
+from stylejax.cli import figures
 
 NAME = "fig3_styles"
 # key, reference file, label, CVPR ratio, arXiv ratio
@@ -86,7 +86,7 @@ def main(argv: list[str]) -> int:
         distance, photo_distance = run.style_distances([panel.image, content], style)
         panel.metrics = {
             "ratio": ratio,
-            "ssim_to_content": metrics.ssim(panel.image, content),
+            "ssim_to_content": figures.metrics.ssim(panel.image, content),
             "style_gram_distance": distance,
             "photo_style_gram_distance": photo_distance,
             "closer_in_style_than_photo": distance < photo_distance,

@@ -34,7 +34,8 @@ import sys
 
 import numpy as np
 
-from stylejax._src import figures, metrics, sweep
+import stylejax
+from stylejax.cli import figures
 
 NAME = "fig4_layers_ratios"
 RATIOS = (1e-5, 1e-4, 1e-3, 1e-2)
@@ -50,7 +51,7 @@ def main(argv: list[str]) -> int:
     run = figures.FigureRun(args, name=NAME, title="Fig. 4 style layers x alpha/beta",
                             paper="CVPR 2016 Fig. 4 (arXiv:1508.06576 Fig. 3)", needs=NEEDS, argv=argv)
     layer_sets = [figures.PAPER_STYLE_LAYERS[:k] for k in range(1, 6)]
-    members = run.adapt(sweep.product(ratios=RATIOS, style_layer_sets=layer_sets))  # ratio-major
+    members = run.adapt(stylejax.product(ratios=RATIOS, style_layer_sets=layer_sets))  # ratio-major
     result = run.sweep("layers x ratios", members)
     set_names = ["+".join(s) for s in layer_sets]
     labels = [f"{name}, {figures.ratio_text(m.ratio)}"
@@ -65,7 +66,7 @@ def main(argv: list[str]) -> int:
     for index, (member, panel) in enumerate(zip(members, panels, strict=True)):
         row, column = index % len(layer_sets), index // len(layer_sets)
         assert member.style_layers == layer_sets[row] and member.ratio == RATIOS[column]
-        ssim[row, column] = metrics.ssim(panel.image, content)
+        ssim[row, column] = figures.metrics.ssim(panel.image, content)
         gram[row, column] = distances[index]
         panel.metrics = {"ssim_to_content": ssim[row, column], "style_gram_distance": gram[row, column]}
         cells[row][column] = panel

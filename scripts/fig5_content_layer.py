@@ -26,7 +26,8 @@ from __future__ import annotations
 
 import sys
 
-from stylejax._src import figures, metrics, sweep
+import stylejax
+from stylejax.cli import figures
 
 NAME = "fig5_content_layer"
 DEFAULT_STYLE = "vangogh_wheat_field_with_cypresses.jpg"
@@ -39,14 +40,14 @@ def main(argv: list[str]) -> int:
     args, needs = figures.photo_and_painting(NAME, __doc__, argv, DEFAULT_STYLE)
     run = figures.FigureRun(args, name=NAME, title="Fig. 5 content layer conv2_2 vs conv4_2",
                             paper="CVPR 2016 Fig. 5", needs=needs, argv=argv)
-    members = run.adapt(sweep.product(ratios=(RATIO,), content_layers=CONTENT_LAYERS),
+    members = run.adapt(stylejax.product(ratios=(RATIO,), content_layers=CONTENT_LAYERS),
                         content_layer=False)
     result = run.sweep("content layers", members)
     panels = run.sweep_panels(result, [f"content {layer}" for layer in CONTENT_LAYERS])
     content = run.images["content"]
     ssim = {}
     for layer, panel in zip(CONTENT_LAYERS, panels, strict=True):
-        ssim[layer] = metrics.ssim(panel.image, content)
+        ssim[layer] = figures.metrics.ssim(panel.image, content)
         panel.metrics = {"ssim_to_content": ssim[layer]}
     trends = {
         "ssim_to_content": ssim,

@@ -31,7 +31,8 @@ import sys
 
 import numpy as np
 
-from stylejax._src import figures, metrics, sweep
+import stylejax
+from stylejax.cli import figures
 
 NAME = "fig6_inits"
 DEFAULT_STYLE = "vangogh_starry_night.jpg"
@@ -45,7 +46,7 @@ def main(argv: list[str]) -> int:
     args, needs = figures.photo_and_painting(NAME, __doc__, argv, DEFAULT_STYLE)
     run = figures.FigureRun(args, name=NAME, title="Fig. 6 initialisations",
                             paper="CVPR 2016 Fig. 6", needs=needs, argv=argv)
-    members = run.adapt(sweep.product(ratios=(RATIO,), inits=INITS))
+    members = run.adapt(stylejax.product(ratios=(RATIO,), inits=INITS))
     result = run.sweep("inits", members)
     labels = ["A init content", "B init style"] + [f"C noise seed {i.split(':')[1]}" for i in INITS[2:]]
     panels = run.sweep_panels(result, labels)
@@ -53,11 +54,11 @@ def main(argv: list[str]) -> int:
 
     noise_images = [p.image for p in panels[2:]]
     noise_totals = [p.losses["final"]["total"] for p in panels[2:]]
-    pairwise = metrics.mean_pairwise_distance(noise_images)
-    rerun_distance = metrics.rms_distance(rerun.images[0], panels[0].image)
+    pairwise = figures.metrics.mean_pairwise_distance(noise_images)
+    rerun_distance = figures.metrics.rms_distance(rerun.images[0], panels[0].image)
     content = run.images["content"]
     for panel in panels:
-        panel.metrics = {"ssim_to_content": metrics.ssim(panel.image, content)}
+        panel.metrics = {"ssim_to_content": figures.metrics.ssim(panel.image, content)}
     trends = {
         "noise_pairwise_distance": pairwise,
         "noise_results_differ": pairwise > THRESHOLD,

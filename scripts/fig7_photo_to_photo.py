@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import sys
 
-from stylejax._src import figures, metrics
+from stylejax.cli import figures
 
 NAME = "fig7_photo_to_photo"
 RATIO = 1e-2
@@ -45,7 +45,7 @@ def main(argv: list[str]) -> int:
                           ratio=RATIO, init="content", output=run.panel_path(0, 2))
     content, style = run.images["content"], run.images["style"]
     final, initial = run.style_distance(result.image, style), run.style_distance(content, style)
-    result.metrics = {"ssim_to_content": metrics.ssim(result.image, content),
+    result.metrics = {"ssim_to_content": figures.metrics.ssim(result.image, content),
                       "style_gram_distance": final}
     trends = {
         "ssim_to_content": result.metrics["ssim_to_content"],

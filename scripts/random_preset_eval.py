@@ -29,7 +29,9 @@ import time
 import numpy as np
 
 import stylejax
-from stylejax._src import grid, images, quality, samples
+from stylejax._src import image_ops, quality, samples
+from stylejax._src.files import images
+from stylejax.cli import grid
 
 # name -> transfer overrides (on random weights). ``random`` is the preset as shipped.
 VARIANTS = {
@@ -68,9 +70,9 @@ def run_pair(pair: str, variants: list[str], size: int, iterations: int, out: st
              folder: str) -> list[dict]:
     content_name, style_name = PAIRS[pair]
     content_full = picture(content_name, folder, size)
-    shape = images.output_shape(content_full.shape[0], content_full.shape[1], size)
-    content = images.resize(content_full, shape)
-    style = images.resize(picture(style_name, folder, size), shape)
+    shape = image_ops.output_shape(content_full.shape[0], content_full.shape[1], size)
+    content = image_ops.resize(content_full, shape)
+    style = image_ops.resize(picture(style_name, folder, size), shape)
     content_path = os.path.join(out, f"{pair}.content.png")
     style_path = os.path.join(out, f"{pair}.style.png")
     images.save_png(content_path, content)

@@ -1,13 +1,11 @@
 """stylejax: Gatys, Ecker & Bethge (CVPR 2016) style transfer as pure JAX functions.
 
-The public API; the implementation lives in ``stylejax._src``.
+The public API (weights I/O under :mod:`stylejax.weights`); the implementation lives in
+``stylejax._src``, the command line in ``stylejax.cli``.
 """
 
+from stylejax import weights
 from stylejax._src import layers
-from stylejax._src.config import PRESETS, TransferConfig
-from stylejax._src.config import resolve as resolve_config
-from stylejax._src.convention import CAFFE, TORCHVISION, InputConvention
-from stylejax._src.errors import UserError
 from stylejax._src.losses import (
     LossSpec,
     LossTerms,
@@ -21,12 +19,13 @@ from stylejax._src.losses import (
     style_layer_loss,
     tv_loss,
 )
-from stylejax._src.normalise import builtin_calibration_images, mean_activations, normalise
-from stylejax._src.optimise import SolveArgs, SolverSpec, solve
-from stylejax._src.transfer import run_transfer
-from stylejax._src.vgg import features, he_normal_params
-from stylejax._src.weights_file import LoadedWeights, load_weights, save_weights
-from stylejax._src.weights_source import random_weights, resolve_weights
+from stylejax._src.optimise import SolveArgs, SolveResult, SolverSpec, solve
+from stylejax._src.presets import PRESETS, balance_for_ratio
+from stylejax._src.quality import quality_measures
+from stylejax._src.samples import sample_images
+from stylejax._src.sweep import Member, SweepResult, product, run_sweep
+from stylejax._src.transfer import transfer
+from stylejax._src.vgg import features
 from stylejax._version import __version__
 
 
@@ -40,39 +39,33 @@ def __getattr__(name):
 
 
 __all__ = [
-    "CAFFE",
     "PRESETS",
-    "TORCHVISION",
     "VGG19",
-    "InputConvention",
-    "LoadedWeights",
     "LossSpec",
     "LossTerms",
     "LossWeights",
+    "Member",
     "SolveArgs",
+    "SolveResult",
     "SolverSpec",
+    "SweepResult",
     "Targets",
-    "TransferConfig",
-    "UserError",
     "__version__",
-    "builtin_calibration_images",
+    "balance_for_ratio",
     "compute_targets",
     "content_loss",
     "features",
     "gram",
-    "he_normal_params",
     "layers",
-    "load_weights",
     "loss_terms",
-    "mean_activations",
-    "normalise",
     "objective",
-    "random_weights",
-    "resolve_config",
-    "resolve_weights",
-    "run_transfer",
-    "save_weights",
+    "product",
+    "quality_measures",
+    "run_sweep",
+    "sample_images",
     "solve",
     "style_layer_loss",
+    "transfer",
     "tv_loss",
+    "weights",
 ]

@@ -15,7 +15,7 @@ os.environ["STYLEJAX_OFFLINE"] = "1"
 def reference_images_dir():
     """The paper's images: the STYLEJAX_IMAGES folder when it holds them, else the copies
     shipped in stylejax/examples/ (always there, so the tests that use them never skip)."""
-    from stylejax._src import images  # after the strict settings above
+    from stylejax._src.files import images
 
     override = os.environ.get(images.IMAGES_ENV)
     if override and os.path.isfile(os.path.join(override, "tuebingen_neckarfront.jpg")):

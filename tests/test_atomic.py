@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from stylejax._src import atomic
+from stylejax._src.files import atomic
 
 
 def _listing(folder):

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from stylejax._src import balance, losses, presets, samples, vgg
-from stylejax._src import config as config_lib
 from stylejax._src.errors import UserError
-from stylejax._src.weights_source import random_weights
+from stylejax._src.weights.weights_source import random_weights
+from stylejax.cli import config as config_lib
 
 SPEC = losses.LossSpec(("conv2_2",), ("conv1_1", "conv2_1", "conv3_1"), "avg")
 

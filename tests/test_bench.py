@@ -13,7 +13,9 @@ import numpy as np
 import pytest
 
 from stylejax import cli
-from stylejax._src import bench, bench_problem, losses, vgg, weights_source
+from stylejax._src import losses, vgg
+from stylejax._src.weights import weights_source
+from stylejax.bench import bench, bench_problem
 
 
 def _positive(value) -> bool:
@@ -111,7 +113,7 @@ if sys.argv[1] == "parent":
     big = np.ones(ARRAY_MB * 2**20 // 8)  # touched: resident
     del big
     os.execv(sys.executable, [sys.executable, "-c", sys.argv[2], "child", sys.argv[2]])
-from stylejax._src.bench_size import peak_rss_mb
+from stylejax.bench.bench_size import peak_rss_mb
 before = peak_rss_mb()
 array = np.ones(ARRAY_MB * 2**20 // 8)
 print(json.dumps({"before": before, "after": peak_rss_mb()}))
@@ -160,7 +162,7 @@ def small_problem():
 @pytest.mark.slow
 def test_torch_features_match_stylejax(small_problem):
     torch = pytest.importorskip("torch")
-    from stylejax._src import torch_vgg
+    from stylejax.bench import torch_vgg
 
     model = bench.bench_torch.torch_model(small_problem)
     layers = ("conv1_1", "conv3_1", "conv4_2", "conv5_1")

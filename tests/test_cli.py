@@ -15,8 +15,10 @@ import pytest
 from PIL import Image
 
 from stylejax import cli
-from stylejax._src import images, weights_file, weights_source
+from stylejax._src import image_ops
 from stylejax._src.convention import CAFFE
+from stylejax._src.files import images
+from stylejax._src.weights import weights_file, weights_source
 
 FAST = ["--style-layers", "conv1_1,conv2_1", "--content-layer", "conv2_2"]
 # The fast tier's runs share one compiled program: Adam (cheaper to compile than L-BFGS), FAST, 32 px.
@@ -143,7 +145,7 @@ def test_iterations_zero_writes_the_initial_image(pictures, tmp_path, capsys):
     assert report["final"] == report["initial"]
     assert report["iterations"] == 0 and report["evaluations"] == 0
     written = pixels(output).astype(np.float32) / 255.0
-    noise = images.white_noise(3, (24, 32))
+    noise = image_ops.white_noise(3, (24, 32))
     # The init goes into the network's space and back (float32), then to 8 bits.
     np.testing.assert_allclose(written, noise, atol=0.5 / 255 + 1e-4)
 
@@ -200,7 +202,7 @@ def test_auto_weights_without_a_pretrained_file_exits_2(pictures, tmp_path, caps
 
 @pytest.mark.slow
 def test_ctrl_c_keeps_the_current_image(pictures, tmp_path, capsys, monkeypatch):
-    from stylejax._src import progress
+    from stylejax.cli import progress
 
     calls = []
 
@@ -250,7 +252,7 @@ def test_fixed_inits_are_the_starting_image(init, pictures, tmp_path, capsys):
     status, err = run(transfer_args(pictures, output, *FAST, *ADAM, "--iterations", "0", "--init", init_arg),
                       capsys)
     assert status == 0, err
-    expected = images.resize(images.load_image(expected_source), (24, 32))
+    expected = image_ops.resize(images.load_image(expected_source), (24, 32))
     np.testing.assert_allclose(pixels(output).astype(np.float32) / 255.0, expected, atol=0.5 / 255 + 1e-4)
 
 

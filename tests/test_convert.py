@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 import vgg_files
 
-from stylejax._src import convert, vgg, weights_file
+from stylejax._src import vgg
 from stylejax._src.convention import CAFFE, TORCHVISION
 from stylejax._src.errors import UserError
+from stylejax._src.weights import convert, weights_file
 
 PICTURE = np.random.default_rng(7).uniform(size=(16, 16, 3)).astype(np.float32)  # RGB in [0, 1]
 LAYERS = ("conv1_1", "conv1_2", "conv2_1")

@@ -5,8 +5,11 @@ import json
 import pytest
 
 from stylejax import cli
-from stylejax._src import demo, images, presets, weights_commands
+from stylejax._src import presets
 from stylejax._src.errors import UserError
+from stylejax._src.files import images
+from stylejax._src.weights import weights_commands
+from stylejax.cli import demo
 
 
 def run(args, capsys):

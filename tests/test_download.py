@@ -22,9 +22,9 @@ import time
 
 import pytest
 
-from stylejax._src import download as download_module
-from stylejax._src.download import download, file_digest, verify
 from stylejax._src.errors import UserError
+from stylejax._src.weights import download as download_module
+from stylejax._src.weights.download import download, file_digest, verify
 
 DATA = random.Random(20160627).randbytes(300_000)
 SHA256 = hashlib.sha256(DATA).hexdigest()

@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from stylejax._src import figures, grid, images
+from stylejax._src.files import images
+from stylejax.cli import figures, grid
 
 SCRIPTS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "scripts")
 TINY = ["--size", "32", "--iterations", "2", "--optimizer", "adam", "--weights", "random", "--quiet"]

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 from stylejax._src import layers as vgg_layers
-from stylejax._src import normalise, vgg, weights_source
+from stylejax._src import normalise, vgg
 from stylejax._src.convention import CAFFE
+from stylejax._src.weights import weights_source
 
 
 @pytest.fixture(scope="module")

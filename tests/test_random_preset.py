@@ -7,7 +7,8 @@ import pytest
 from PIL import Image
 
 from stylejax import cli
-from stylejax._src import balance, losses, presets, samples, sweep, weights_source
+from stylejax._src import balance, losses, presets, samples, sweep
+from stylejax._src.weights import weights_source
 
 SIZE = 32
 

@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 
 from stylejax._src import samples
-from stylejax._src.errors import UserError
 
 
 def _rgb(image):
@@ -52,7 +51,7 @@ def test_sample_images_look_like_pictures():
 
 
 def test_sample_images_too_small():
-    with pytest.raises(UserError, match="16 px"):
+    with pytest.raises(ValueError, match="16 px"):
         samples.sample_images(20)
     content, style = samples.sample_images(22)  # 16 x 22, the smallest allowed
     assert content.shape == style.shape == (16, 22, 3)

@@ -13,7 +13,8 @@ import pytest
 from PIL import Image
 
 from stylejax import cli
-from stylejax._src import losses, optimise, samples, sweep, weights_source
+from stylejax._src import losses, optimise, samples, sweep
+from stylejax._src.weights import weights_source
 
 SIZE = 32
 MEMBERS = [
@@ -179,8 +180,8 @@ def test_bad_sweep_axes_are_one_line_errors(setup, tmp_path, capsys):
 
 
 def test_members_file_gives_an_explicit_list(tmp_path):
-    from stylejax._src import sweep_commands
     from stylejax._src.errors import UserError
+    from stylejax.cli import sweep_commands
 
     path = tmp_path / "members.json"
     path.write_text(json.dumps([

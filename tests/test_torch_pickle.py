@@ -47,10 +47,10 @@ import torch_files
 import vgg_files
 
 from stylejax import cli
-from stylejax._src import convert, torch_pickle, weights_file
 from stylejax._src import layers as vgg_layers
 from stylejax._src.errors import UserError
-from stylejax._src.torch_pickle import TensorInfo, read_state_dict
+from stylejax._src.weights import convert, torch_pickle, weights_file
+from stylejax._src.weights.torch_pickle import TensorInfo, read_state_dict
 
 DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
 REAL_ZIP = os.path.join(DATA, "torch_zip_small.pth")

@@ -7,7 +7,6 @@ import pytest
 
 from stylejax._src import convolution, vgg
 from stylejax._src import layers as vgg_layers
-from stylejax._src.errors import UserError
 
 
 @pytest.fixture(scope="module")
@@ -52,10 +51,10 @@ def test_computes_nothing_past_the_deepest_layer(params):
     assert len(convolutions) == 4
 
 
-def test_unknown_layer_is_a_user_error(params):
-    with pytest.raises(UserError, match="conv6_1"):
+def test_unknown_layer_is_a_value_error(params):
+    with pytest.raises(ValueError, match="conv6_1"):
         vgg.features(params, jnp.ones((16, 16, 3)), ("conv6_1",))
-    with pytest.raises(UserError, match="pooling"):
+    with pytest.raises(ValueError, match="pooling"):
         vgg.features(params, jnp.ones((16, 16, 3)), ("conv1_1",), pooling="median")
 
 

@@ -12,8 +12,9 @@ import vgg_files
 from PIL import Image
 
 from stylejax import cli
-from stylejax._src import normalise, sources, weights_file
+from stylejax._src import normalise
 from stylejax._src.convention import CAFFE
+from stylejax._src.weights import sources, weights_file
 
 
 @pytest.fixture(scope="module")
@@ -132,7 +133,7 @@ def test_normalise_on_a_folder_records_the_calibration_set(tmp_path, capsys):
     assert status == 0, out.err
     loaded = weights_file.load_weights(target)
     assert loaded.normalised and [f["name"] for f in loaded.normalisation["files"]] == ["a.png", "b.jpg"]
-    from stylejax._src import weights_commands
+    from stylejax._src.weights import weights_commands
 
     calibration, _ = weights_commands.calibration_images(str(photos))
     means = normalise.mean_activations(loaded.params, calibration, CAFFE, pooling="max")
@@ -145,7 +146,7 @@ def test_normalise_on_a_folder_records_the_calibration_set(tmp_path, capsys):
 
 def test_normalise_default_uses_scikit_image_photographs(tmp_path, capsys):
     pytest.importorskip("skimage")
-    from stylejax._src import weights_commands
+    from stylejax._src.weights import weights_commands
 
     calibration, identity = weights_commands.calibration_images(None)
     assert calibration.shape == (6, 224, 224, 3)

@@ -14,10 +14,10 @@ import h5py
 import numpy as np
 import pytest
 
-from stylejax._src import weights_file as wf
 from stylejax._src.convention import CAFFE, TORCHVISION
 from stylejax._src.errors import UserError
 from stylejax._src.layers import CONV_NAMES, CONV_PARAMETER_COUNT, CONVS
+from stylejax._src.weights import weights_file as wf
 
 _NORMALISATION = {"images": ["a.jpg", "b.jpg"], "pooling": "average", "target_mean": 1.0}
 _HEADER = {
@@ -500,7 +500,7 @@ def test_weights_dir_source_checkout(tmp_path, monkeypatch):
 
 def test_weights_dir_real_checkout(monkeypatch):
     monkeypatch.delenv("STYLEJAX_WEIGHTS_DIR", raising=False)
-    root = pathlib.Path(wf.__file__).resolve().parents[2]
+    root = pathlib.Path(wf.__file__).resolve().parents[3]
     if not (root / "pyproject.toml").is_file():
         pytest.skip("stylejax is installed, not run from a checkout")
     assert wf.weights_dir() == root / "weights"

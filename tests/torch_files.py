@@ -1,7 +1,7 @@
 """Fabricated PyTorch ``.pth`` files, byte for byte in the layout ``torch.save`` writes.
 
 torch is not installed in CI, so tests that need a ``.pth`` (the reader in
-``stylejax._src.torch_pickle``, the VGG19 converter) build one here::
+``stylejax._src.weights.torch_pickle``, the VGG19 converter) build one here::
 
     write_zip_checkpoint(path, {"features.0.weight": w, "features.0.bias": b})
     write_legacy_checkpoint(path, state_dict)

@@ -67,7 +67,7 @@ def write_flaxmodels(path, params) -> None:
 
 def torch_state_dict(params, *, layout: str = "features", classifier: bool = True) -> dict:
     """A VGG19 state_dict: (out, in, kh, kw) conv weights under torchvision or Gatys keys."""
-    from stylejax._src.convert import FEATURE_INDEX
+    from stylejax._src.weights.convert import FEATURE_INDEX
 
     by_name = {name: index for index, name in FEATURE_INDEX.items()}
     state = {}

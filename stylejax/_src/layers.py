@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from typing import NamedTuple
 
-from stylejax._src.errors import UserError
+from stylejax._src.errors import invalid
 
 # Convolutions per block and output width per block (configuration E).
 _BLOCKS: tuple[tuple[int, int], ...] = ((2, 64), (2, 128), (4, 256), (4, 512), (4, 512))
@@ -80,14 +80,14 @@ def canonical_name(name: str) -> str:
     """Maps a layer name to its canonical spelling (``relu4_2`` -> ``conv4_2``).
 
     Raises:
-      UserError: the name is not a layer of the VGG19 conv stack.
+      InvalidSetting (a ValueError): the name is not a layer of the VGG19 conv stack.
     """
     stripped = name.strip()
     match = _RELU.match(stripped)
     if match:
         stripped = f"conv{match.group(1)}_{match.group(2)}"
     if stripped not in DOWNSAMPLING:
-        raise UserError(
+        raise invalid(
             f"unknown layer name {name!r}: expected one of conv1_1..conv5_4 "
             "(relu1_1..relu5_4 name the same layers) or pool1..pool5"
         )
@@ -112,11 +112,11 @@ def parse_layer_list(text: str) -> tuple[str, ...]:
     """Parses a comma-separated list of layer names into canonical names, in the given order.
 
     Raises:
-      UserError: a name is unknown, the list is empty or names a layer twice.
+      InvalidSetting (a ValueError): a name is unknown, the list is empty or names a layer twice.
     """
     names = tuple(canonical_name(part) for part in text.split(",") if part.strip())
     if not names:
-        raise UserError(f"empty layer list {text!r}")
+        raise invalid(f"empty layer list {text!r}")
     if len(set(names)) != len(names):
-        raise UserError(f"layer list {text!r} names a layer twice")
+        raise invalid(f"layer list {text!r} names a layer twice")
     return names

@@ -18,8 +18,10 @@ Every weight is an array argument, so one compiled program serves a sweep over t
 
 from __future__ import annotations
 
+import functools
 from typing import NamedTuple
 
+import jax
 import jax.numpy as jnp
 
 from stylejax._src import vgg
@@ -128,3 +130,16 @@ def loss_terms(image, params, targets: Targets, weights: LossWeights, spec: Loss
 def objective(image, params, targets: Targets, weights: LossWeights, spec: LossSpec):
     """L_total (Eq. 7, plus the optional TV term): the scalar the optimiser minimises."""
     return loss_terms(image, params, targets, weights, spec).total
+
+
+@functools.lru_cache(maxsize=8)
+def jitted_targets(spec: LossSpec):
+    """``jit(compute_targets)`` for one static spec: ``(params, content, style) -> Targets``,
+    one compiled program per spec and shape, shared by the transfer, sweeps and benchmark."""
+    return jax.jit(functools.partial(compute_targets, spec=spec))
+
+
+@functools.lru_cache(maxsize=8)
+def jitted_terms(spec: LossSpec):
+    """``jit(loss_terms)`` for one static spec: ``(image, params, targets, weights) -> LossTerms``."""
+    return jax.jit(functools.partial(loss_terms, spec=spec))

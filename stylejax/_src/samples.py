@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from stylejax._src.errors import UserError
+from stylejax._src.errors import invalid
 from stylejax._src.layers import MIN_IMAGE_SIDE
 
 
@@ -26,11 +26,11 @@ def sample_images(size: int = 128) -> tuple[np.ndarray, np.ndarray]:
     ``size`` gives the same bytes on every call.
 
     Raises:
-      UserError: ``size * 3 // 4`` is shorter than ``MIN_IMAGE_SIDE`` pixels.
+      InvalidSetting (a ValueError): ``size * 3 // 4`` is shorter than ``MIN_IMAGE_SIDE`` pixels.
     """
     height = size * 3 // 4
     if height < MIN_IMAGE_SIDE:
-        raise UserError(
+        raise invalid(
             f"sample image size {size} is too small: the pictures would be {height}x{size} "
             f"(HxW); every side needs at least {MIN_IMAGE_SIDE} px for VGG19"
         )

@@ -34,9 +34,9 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from stylejax._src import balance, images, losses, optimise, presets
+from stylejax._src import balance, image_ops, losses, optimise, presets
 from stylejax._src import layers as vgg_layers
-from stylejax._src.errors import UserError
+from stylejax._src.errors import invalid
 
 BATCH_MODES = ("auto", "vmap", "map", "loop")
 # auto, per (backend, optimizer): measured with scripts/bench_sweep.py (README "Sweeps").
@@ -144,7 +144,7 @@ def parse_init(text: str) -> str:
         return "noise:0"
     if text.startswith("noise:") and text[6:].isdigit():
         return text
-    raise UserError(f"unknown init {text!r}: expected content, style, noise or noise:SEED")
+    raise invalid(f"unknown init {text!r}: expected content, style, noise or noise:SEED")
 
 
 def product(
@@ -202,7 +202,7 @@ def initial_images(members, content_rgb, style_rgb) -> np.ndarray:
         elif member.init == "style":
             out.append(style_rgb)
         else:
-            out.append(images.white_noise(int(member.init.split(":")[1]), shape))
+            out.append(image_ops.white_noise(int(member.init.split(":")[1]), shape))
     return np.stack(out).astype(np.float32)
 
 
@@ -305,9 +305,9 @@ def run_sweep(
 ) -> SweepResult:
     """Runs every member from the same content and style pictures (RGB, same shape)."""
     if not members:
-        raise UserError("a sweep needs at least one member")
+        raise invalid("a sweep needs at least one member")
     if mode not in BATCH_MODES:
-        raise UserError(f"unknown batch mode {mode!r}: expected one of {', '.join(BATCH_MODES)}")
+        raise invalid(f"unknown batch mode {mode!r}: expected one of {', '.join(BATCH_MODES)}")
 
     backend = jax.default_backend()
     mode = default_mode(backend, optimizer) if mode == "auto" else mode
@@ -321,7 +321,7 @@ def run_sweep(
     params = jax.tree.map(jnp.asarray, weights.params)
     content = jnp.asarray(convention.to_network(content_rgb))
     style = jnp.asarray(convention.to_network(style_rgb))
-    targets = jax.jit(functools.partial(losses.compute_targets, spec=spec))(params, content, style)
+    targets = losses.jitted_targets(spec)(params, content, style)
     if any(m.needs_balance for m in members):
         members = resolve_balance(members, spec, balance.measure(params, content, style, spec))
 

@@ -1,39 +1,39 @@
-"""One style transfer end to end: inputs checked, losses set up, image optimised, saved.
+"""One style transfer in memory: RGB arrays in, the RGB result and a report dict out.
 
-Everything that can fail because of the user's input is checked before any work and
-before anything is written, so a bad run leaves the output path as it was.
+Settings come from a preset (stylejax/_src/presets.py) with the caller's changes on top,
+checked by stylejax/_src/settings.py; the content is resized to ``size`` on its long
+side and the style (and an init picture) to the content's shape, as in the paper. The
+command line's ``stylejax transfer`` (stylejax/cli/transfer.py) reads and writes the files.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import functools
-import json
-import os
 import time
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from stylejax._src import atomic, balance, convolution, images, losses, optimise, presets
-from stylejax._src import config as config_lib
-from stylejax._src.errors import UserError
-from stylejax._src.weights_file import LoadedWeights
-from stylejax._src.weights_source import RANDOM_BANNER, is_random, resolve_weights
+from stylejax._src import balance, convolution, image_ops, losses, optimise, presets
+from stylejax._src import settings as settings_lib
+from stylejax._src.settings import Settings
+from stylejax._src.weights.weights_file import LoadedWeights
 from stylejax._version import __version__
 
 
-class NonFiniteLoss(UserError):
-    """The objective stopped being finite; the message says where the last good image is."""
+class NonFiniteLoss(FloatingPointError):
+    """The objective is not finite at the initial image: nothing to optimise."""
 
 
 @dataclasses.dataclass
 class TransferOutcome:
     report: dict
-    output: str
-    status: str  # completed | interrupted
-    image: np.ndarray  # the saved RGB image in [0, 1]
+    status: str  # completed | interrupted | non-finite
+    image: np.ndarray  # RGB in [0, 1]: the result, or the last finite image
+    settings: Settings  # with the learning rate, chunk and balanced weights resolved
+    nonfinite_at: int | None = None  # the iteration whose objective was not finite
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,22 +50,23 @@ def device_description() -> str:
     return f"{device.platform}: {device.device_kind}"
 
 
-def prepare_inputs(cfg: config_lib.TransferConfig) -> PreparedInputs:
-    """Loads and resizes the images: content to ``size`` on its longest side, style and
-    a path init to the content's exact shape (the paper resizes the style image)."""
-    content = images.load_image(cfg.content)
-    style = images.load_image(cfg.style)
-    shape = images.output_shape(content.shape[0], content.shape[1], cfg.size)
-    content_resized = images.resize(content, shape)
-    style_resized = images.resize(style, shape)
-    if cfg.init == "noise":
-        init = images.white_noise(cfg.seed, (*shape, 3))
+def prepare_inputs(content: np.ndarray, style: np.ndarray, cfg: Settings,
+                   init_image: np.ndarray | None = None) -> PreparedInputs:
+    """Resizes the pictures: content to ``size`` on its longest side, style and an init
+    picture to the content's exact shape (the paper resizes the style image)."""
+    shape = image_ops.output_shape(content.shape[0], content.shape[1], cfg.size)
+    content_resized = image_ops.resize(content, shape)
+    style_resized = image_ops.resize(style, shape)
+    if init_image is not None:
+        init = image_ops.resize(init_image, shape)
+    elif cfg.init == "noise":
+        init = image_ops.white_noise(cfg.seed, (*shape, 3))
     elif cfg.init == "content":
         init = content_resized
     elif cfg.init == "style":
         init = style_resized
     else:
-        init = images.resize(images.load_image(cfg.init), shape)
+        raise ValueError(f"init must be noise, content, style or an RGB array, got {cfg.init!r}")
     return PreparedInputs(
         content=content_resized,
         style=style_resized,
@@ -75,14 +76,14 @@ def prepare_inputs(cfg: config_lib.TransferConfig) -> PreparedInputs:
     )
 
 
-def loss_spec(cfg: config_lib.TransferConfig) -> losses.LossSpec:
+def loss_spec(cfg: Settings) -> losses.LossSpec:
     """The static loss spec of a config."""
     return losses.LossSpec(
         content_layers=(cfg.content_layer,), style_layers=cfg.style_layers, pooling=cfg.pooling
     )
 
 
-def apply_balance(cfg: config_lib.TransferConfig, scales: balance.Scales):
+def apply_balance(cfg: Settings, scales: balance.Scales):
     """``cfg`` with alpha, w_l and the TV weight the balance rule leaves open filled in
     from ``scales``, and the report's record of the rule."""
     fixed_layers = None if cfg.style_layer_weights == presets.BALANCED else cfg.style_layer_weights
@@ -111,7 +112,7 @@ def apply_balance(cfg: config_lib.TransferConfig, scales: balance.Scales):
     return cfg_out, record
 
 
-def loss_weights_of(cfg: config_lib.TransferConfig) -> losses.LossWeights:
+def loss_weights_of(cfg: Settings) -> losses.LossWeights:
     """The traced loss weights of a config whose weights are all resolved."""
     return losses.LossWeights(
         content_weight=jnp.asarray(cfg.content_weight, jnp.float32),
@@ -120,16 +121,6 @@ def loss_weights_of(cfg: config_lib.TransferConfig) -> losses.LossWeights:
         style_layer_weights=jnp.asarray(cfg.style_layer_weights, jnp.float32),
         tv_weight=jnp.asarray(cfg.tv_weight, jnp.float32),
     )
-
-
-@functools.lru_cache(maxsize=8)
-def _jitted_targets(spec: losses.LossSpec):
-    return jax.jit(functools.partial(losses.compute_targets, spec=spec))
-
-
-@functools.lru_cache(maxsize=8)
-def _jitted_terms(spec: losses.LossSpec):
-    return jax.jit(functools.partial(losses.loss_terms, spec=spec))
 
 
 def terms_to_dict(terms: losses.LossTerms, spec: losses.LossSpec) -> dict:
@@ -146,62 +137,27 @@ def terms_to_dict(terms: losses.LossTerms, spec: losses.LossSpec) -> dict:
     }
 
 
-def png_metadata(cfg: config_lib.TransferConfig, weights: LoadedWeights, status: str) -> dict:
-    return {
-        "Software": f"stylejax {__version__}",
-        "stylejax:config": json.dumps(cfg.to_dict(), sort_keys=True),
-        "stylejax:weights_sha256": weights.sha256,
-        "stylejax:weights_source": weights.source,
-        "stylejax:status": status,
-    }
-
-
-def sibling_path(output: str, suffix: str) -> str:
-    """``out.png`` -> ``out.<suffix>.png``: where partial results go, beside the output."""
-    stem, ext = os.path.splitext(output)
-    return f"{stem}.{suffix}{ext or '.png'}"
-
-
-def write_report(path: str | None, report: dict) -> None:
-    """Writes the report as JSON, atomically (nothing when ``path`` is None)."""
-    if path:
-        atomic.atomic_write_json(path, report)
-
-
-def check_destinations(cfg: config_lib.TransferConfig) -> None:
-    images.check_output_path(cfg.output, "output")
-    if cfg.report:
-        images.check_output_path(cfg.report, "report")
-        if os.path.abspath(cfg.report) == os.path.abspath(cfg.output):
-            raise UserError(f"the report and the output are the same file: {cfg.output}")
-
-
-def run_transfer(
-    cfg: config_lib.TransferConfig,
+def run(
+    inputs: PreparedInputs,
+    weights: LoadedWeights,
+    cfg: Settings,
     *,
-    weights: LoadedWeights | None = None,
-    progress=None,
-    log=None,
+    progress: Callable[[int, float], None] | None = None,
+    on_save: Callable[[int, np.ndarray, Settings], None] | None = None,
 ) -> TransferOutcome:
-    """Runs one transfer as ``cfg`` says and writes its output (and report, if asked).
+    """Optimises one image as ``cfg`` says; writes nothing.
 
     Args:
-      cfg: the resolved config.
-      weights: already loaded weights (else resolved from ``cfg.weights``).
-      progress: a callable ``(iterations_done, latest_loss)`` or None.
-      log: a callable taking one line for the user (stderr in the CLI) or None.
+      inputs: the pictures at the output shape (:func:`prepare_inputs`).
+      weights: the network: its ``params`` and input ``convention``.
+      cfg: the settings (:class:`Settings`, or the command line's config built on it).
+      progress: ``(iterations_done, latest_loss)`` between compiled chunks, or None.
+      on_save: ``(iteration, rgb, settings)`` every ``cfg.save_every`` iterations, or None.
 
     Raises:
-      UserError: a bad input (nothing written), or NonFiniteLoss (the last finite
-        image written beside the output).
+      NonFiniteLoss: the objective is not finite at the initial image. A run that turns
+        non-finite later returns status ``non-finite`` and the last finite image.
     """
-    say = log or (lambda line: None)
-    check_destinations(cfg)
-    inputs = prepare_inputs(cfg)
-    if weights is None:
-        weights = resolve_weights(cfg.weights, seed=cfg.seed)
-    if is_random(weights):
-        say(RANDOM_BANNER)
     convention = weights.convention
     lr = cfg.lr if cfg.lr is not None else presets.ADAM_STEP_FRACTION * convention.unit
     backend = jax.default_backend()
@@ -215,10 +171,10 @@ def run_transfer(
     init = jnp.asarray(convention.to_network(inputs.init))
 
     compile_start = time.perf_counter()
-    targets_fn = _jitted_targets(spec).lower(params, content, style).compile()
+    targets_fn = losses.jitted_targets(spec).lower(params, content, style).compile()
     targets = targets_fn(params, content, style)
     unit = balance.unit_weights(spec)
-    terms_fn = _jitted_terms(spec).lower(init, params, targets, unit).compile()
+    terms_fn = losses.jitted_terms(spec).lower(init, params, targets, unit).compile()
     compile_seconds = time.perf_counter() - compile_start
     balance_report = None
     if cfg.needs_balance:
@@ -237,9 +193,7 @@ def run_transfer(
     args = optimise.SolveArgs(params, targets, loss_weights, jnp.asarray(lr, jnp.float32))
 
     def save_intermediate(iteration, network_image):
-        path = sibling_path(cfg.output, f"{iteration:05d}")
-        rgb = np.asarray(convention.to_rgb01(network_image))
-        images.save_png(path, rgb, png_metadata(cfg, weights, f"iteration {iteration}"))
+        on_save(iteration, np.asarray(convention.to_rgb01(network_image)), cfg)
 
     result = optimise.solve(
         init,
@@ -249,7 +203,7 @@ def run_transfer(
         chunk_size=chunk,
         on_progress=progress,
         save_every=cfg.save_every,
-        on_save=save_intermediate,
+        on_save=save_intermediate if on_save is not None else None,
     )
     compile_seconds += result.compile_seconds
 
@@ -275,7 +229,7 @@ def run_transfer(
         "config": cfg.to_dict(),
         "preset": {"name": cfg.preset, "why": cfg.preset_reason},
         "balance": balance_report,
-        "weights": {**weights.describe(), "random": is_random(weights)},
+        "weights": {**weights.describe(), "random": weights.is_random},
         "images": {
             "content_original_shape": list(inputs.original_content_shape),
             "style_original_shape": list(inputs.original_style_shape),
@@ -293,17 +247,53 @@ def run_transfer(
         "jax_version": jax.__version__,
     }
     rgb = np.clip(np.asarray(convention.to_rgb01(final_image), np.float32), 0.0, 1.0)
+    return TransferOutcome(report=report, status=status, image=rgb, settings=cfg,
+                           nonfinite_at=nonfinite_at)
 
-    if status == "non-finite":
-        kept = sibling_path(cfg.output, "last-finite")
-        images.save_png(kept, rgb, png_metadata(cfg, weights, status))
-        report["last_finite_image"] = kept
-        write_report(cfg.report, report)
-        raise NonFiniteLoss(
-            f"the objective became non-finite at iteration {nonfinite_at}; the last finite "
-            f"image (iteration {max(nonfinite_at - 1, 0)}) is in {kept}"
-        )
 
-    images.save_png(cfg.output, rgb, png_metadata(cfg, weights, status))
-    write_report(cfg.report, report)
-    return TransferOutcome(report=report, output=cfg.output, status=status, image=rgb)
+def transfer(content_rgb, style_rgb, weights: LoadedWeights, *, preset: str = "paper",
+             progress: Callable[[int, float], None] | None = None,
+             **settings) -> tuple[np.ndarray, dict]:
+    """Renders ``content_rgb`` in the style of ``style_rgb``; returns (RGB result, report).
+
+    Args:
+      content_rgb, style_rgb: (H, W, 3) RGB arrays in [0, 1]. The content is resized to
+        ``size`` on its long side, the style to the content's shape.
+      weights: the network (:func:`stylejax.weights.load_weights` or ``random_weights``).
+      preset: the settings to start from, ``paper`` or ``random`` (stylejax.PRESETS).
+      progress: ``(iterations_done, latest_loss)`` between compiled chunks, or None.
+      **settings: changes to the preset: size, iterations, optimizer, lr, ratio or
+        content_weight/style_weight or balance, content_layer, style_layers,
+        style_layer_weights (or "balanced"), tv_weight or tv_balance, init ("noise",
+        "content", "style" or an RGB array), seed, pooling, chunk, save_every.
+
+    The report's ``status`` is ``completed``, ``interrupted`` (Ctrl-C) or ``non-finite``
+    (the result is then the last finite image).
+
+    Raises:
+      ValueError: a bad setting (the message names it) or picture.
+      TypeError: an unknown setting.
+      NonFiniteLoss: the objective is not finite at the initial image.
+    """
+    init_image = None
+    if not isinstance(settings.get("init", "noise"), str | None):
+        settings = dict(settings)
+        init_image = _rgb(settings.pop("init"), "init")
+    cfg = Settings(**settings_lib.resolve(preset, settings))
+    if init_image is not None:
+        cfg = dataclasses.replace(cfg, init="image")
+    elif cfg.init not in ("noise", "content", "style"):
+        raise ValueError(f"init must be noise, content, style or an RGB array, got {cfg.init!r}")
+    inputs = prepare_inputs(_rgb(content_rgb, "content_rgb"), _rgb(style_rgb, "style_rgb"), cfg,
+                            init_image)
+    outcome = run(inputs, weights, cfg, progress=progress)
+    return outcome.image, outcome.report
+
+
+def _rgb(image, name: str) -> np.ndarray:
+    array = np.asarray(image, np.float32)
+    if array.ndim != 3 or array.shape[2] != 3:
+        raise ValueError(f"{name} must be an (H, W, 3) RGB array, got shape {array.shape}")
+    if not np.isfinite(array).all():
+        raise ValueError(f"{name} must be finite")
+    return array

@@ -20,14 +20,14 @@ import numpy as np
 
 from stylejax._src import convolution
 from stylejax._src import layers as vgg_layers
-from stylejax._src.errors import UserError
+from stylejax._src.errors import invalid
 
 POOLINGS = ("avg", "max")
 
 
 def check_pooling(pooling: str) -> str:
     if pooling not in POOLINGS:
-        raise UserError(f"unknown pooling {pooling!r}: expected avg or max")
+        raise invalid(f"unknown pooling {pooling!r}: expected avg or max")
     return pooling
 
 

@@ -10,9 +10,7 @@ import argparse
 import sys
 
 from stylejax._version import __version__
-
-EXIT_USER_ERROR = 2
-EXIT_INTERRUPTED = 130
+from stylejax.cli.exit_codes import EXIT_INTERRUPTED, EXIT_USER_ERROR
 
 
 class _UsageError(Exception):
@@ -158,9 +156,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _transfer(args, say) -> int:
-    from stylejax._src import config as config_lib
-    from stylejax._src import transfer
-    from stylejax._src.progress import ProgressBar
+    from stylejax.cli import config as config_lib
+    from stylejax.cli import transfer
+    from stylejax.cli.progress import ProgressBar
 
     overrides = {
         key: getattr(args, key)
@@ -193,7 +191,7 @@ def _transfer(args, say) -> int:
 
 def _offer_fetch(say) -> None:
     """At a terminal, offers to download the default weights when none are present."""
-    from stylejax._src import weights_commands, weights_file
+    from stylejax._src.weights import weights_commands, weights_file
 
     if weights_file.find_pretrained() is not None or not (sys.stdin.isatty() and sys.stderr.isatty()):
         return
@@ -204,7 +202,7 @@ def _offer_fetch(say) -> None:
 
 
 def _demo(args, say) -> int:
-    from stylejax._src import demo
+    from stylejax.cli import demo
 
     result = demo.run_demo(
         out_dir=args.out, weights=args.weights, size=args.size, iterations=args.iterations,
@@ -216,8 +214,8 @@ def _demo(args, say) -> int:
 def _bench(args, say) -> int:
     import dataclasses
 
-    from stylejax._src import bench
-    from stylejax._src import config as config_lib
+    from stylejax.bench import bench
+    from stylejax.cli import config as config_lib
 
     cfg = bench.TINY if args.tiny else bench.BenchConfig()
     changes = {}
@@ -243,7 +241,7 @@ def _bench(args, say) -> int:
 
 
 def _weights(args, say) -> int:
-    from stylejax._src import weights_commands
+    from stylejax._src.weights import weights_commands
 
     if args.action == "fetch":
         weights_commands.fetch(args.source, args.output, progress=not args.quiet, log=say)
@@ -259,8 +257,9 @@ def _weights(args, say) -> int:
 
 
 def _sweep(args, say) -> int:
-    from stylejax._src import config as config_lib
-    from stylejax._src import presets, sweep, sweep_commands
+    from stylejax._src import presets, sweep
+    from stylejax.cli import config as config_lib
+    from stylejax.cli import sweep_commands
 
     given = {"preset": args.preset, "weights": args.weights}
     preset_name, reason = config_lib.choose_preset({k: v for k, v in given.items() if v})
@@ -299,7 +298,8 @@ def _sweep(args, say) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Runs the CLI; returns the exit status."""
-    from stylejax._src.errors import UserError
+    from stylejax._src.errors import InvalidSetting, UserError
+    from stylejax.cli.config import flag
 
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
@@ -329,10 +329,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "bench":
             return _bench(args, say)
         return _demo(args, say)
-    except UserError as error:
+    except (UserError, InvalidSetting) as error:
         if debug:
             raise
-        print(f"stylejax {args.command}: error: {error}", file=sys.stderr)
+        message = error.named(flag) if isinstance(error, InvalidSetting) else error
+        print(f"stylejax {args.command}: error: {message}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
         if debug:

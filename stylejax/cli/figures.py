@@ -34,17 +34,18 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from stylejax._src import atomic, images, metrics, presets, sweep
-from stylejax._src import config as config_lib
+from stylejax._src import image_ops, metrics, presets, sweep
 from stylejax._src import transfer as transfer_lib
-from stylejax._src.errors import UserError
-from stylejax._src.grid import write_grid
+from stylejax._src.errors import InvalidSetting, UserError
+from stylejax._src.files import atomic, images
 from stylejax._src.layers import MIN_IMAGE_SIDE
-from stylejax._src.weights_source import RANDOM_BANNER, is_random, resolve_weights
+from stylejax._src.weights.weights_source import RANDOM_BANNER, is_random, resolve_weights
 from stylejax._version import __version__
+from stylejax.cli import config as config_lib
+from stylejax.cli import transfer as transfer_command
+from stylejax.cli.exit_codes import EXIT_INTERRUPTED, EXIT_USER_ERROR
+from stylejax.cli.grid import write_grid
 
-EXIT_USER_ERROR = 2
-EXIT_INTERRUPTED = 130
 IMAGES_ENV = images.IMAGES_ENV
 DEFAULT_SIZE = 64
 DEFAULT_ITERATIONS = 20
@@ -113,7 +114,7 @@ def run_main(fn: Callable[[list[str]], int | None]) -> Callable[..., int]:
         debug = "--debug" in argv
         try:
             status = fn(argv)
-        except UserError as error:
+        except (UserError, InvalidSetting) as error:
             if debug:
                 raise
             print(f"{name}: error: {error}", file=sys.stderr, flush=True)
@@ -294,11 +295,11 @@ class FigureRun:
         self.log(RANDOM_BANNER if self.random else f"weights: {self.weights.path or self.weights.source}")
         content_key = needs[0].key
         content = images.load_image(self.paths[content_key])
-        self.shape = images.output_shape(content.shape[0], content.shape[1], self.size)
-        self.images = {content_key: images.resize(content, self.shape)}
+        self.shape = image_ops.output_shape(content.shape[0], content.shape[1], self.size)
+        self.images = {content_key: image_ops.resize(content, self.shape)}
         for key, path in self.paths.items():
             if key != content_key and path is not None:
-                self.images[key] = images.resize(images.load_image(path), self.shape)
+                self.images[key] = image_ops.resize(images.load_image(path), self.shape)
         self.runs: list[dict] = []
         self.log(f"{name}: {self.shape[1]}x{self.shape[0]} px, {self.iterations} {args.optimizer} "
                  f"iterations per result")
@@ -367,6 +368,11 @@ class FigureRun:
             optimizer=self.args.optimizer, iterations=self.iterations, pooling=POOLING,
             mode=self.args.batch_mode, progress=None if self.args.quiet else progress,
         )
+        if "interrupted" in result.statuses:
+            raise KeyboardInterrupt
+        for member, status in zip(members, result.statuses, strict=True):
+            if status != "done":
+                self.log(f"{label}: {member.describe()}: {status}")
         self.runs.append({"label": label, "runner": "run_sweep", "members": count, "mode": result.mode,
                           "seconds": result.seconds, "compile_seconds": result.compile_seconds,
                           "traces": result.traces, "executed_evaluations": result.executed_evaluations})
@@ -405,7 +411,7 @@ class FigureRun:
                              tv_balance=preset["tv_balance"], content_layer=preset["content_layer"])
         cfg = config_lib.resolve(self.paths[content_key], self.paths[style_key], output, overrides)
         self.log(f"{label}: transfer")
-        outcome = transfer_lib.run_transfer(cfg, weights=self.weights)
+        outcome = transfer_command.run_transfer(cfg, weights=self.weights)
         if outcome.status == "interrupted":
             raise KeyboardInterrupt
         report = outcome.report

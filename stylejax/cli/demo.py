@@ -21,12 +21,15 @@ from __future__ import annotations
 import dataclasses
 import os
 
-from stylejax._src import config as config_lib
-from stylejax._src import images, quality, summary, transfer, weights_commands, weights_file
+from stylejax._src import image_ops, quality
 from stylejax._src.errors import UserError
-from stylejax._src.plot import plot_history
-from stylejax._src.progress import ProgressBar
-from stylejax._src.weights_source import RANDOM_BANNER, is_random, resolve_weights
+from stylejax._src.files import images
+from stylejax._src.weights import weights_commands, weights_file
+from stylejax._src.weights.weights_source import RANDOM_BANNER, is_random, resolve_weights
+from stylejax.cli import config as config_lib
+from stylejax.cli import summary, transfer
+from stylejax.cli.plot import plot_history
+from stylejax.cli.progress import ProgressBar
 
 DEMO_SIZE = 192
 # With pretrained weights the paper's preset, started from the photo so that the demo's
@@ -50,9 +53,9 @@ def demo_pictures(size: int):
     """(content, style, credit line) as RGB arrays in [0, 1] at ``size`` on the long side."""
     content = images.load_image(images.example_image(DEMO_CONTENT))
     style = images.load_image(images.example_image(DEMO_STYLE))
-    shape = images.output_shape(content.shape[0], content.shape[1], size)
+    shape = image_ops.output_shape(content.shape[0], content.shape[1], size)
     credit = f"{images.EXAMPLE_CREDITS[DEMO_CONTENT]}; {images.EXAMPLE_CREDITS[DEMO_STYLE]}"
-    return images.resize(content, shape), images.resize(style, shape), credit
+    return image_ops.resize(content, shape), image_ops.resize(style, shape), credit
 
 
 def is_offline(offline: bool) -> bool:

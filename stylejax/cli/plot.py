@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from stylejax._src import atomic
+from stylejax._src.files import atomic
 
 
 def plot_history(history, path: str, title: str) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image, ImageDraw
 
-from stylejax._src import atomic
+from stylejax._src.files import atomic
 
 _PAD = 4
 _LINE = 12  # PIL's default bitmap font is about 11 px high

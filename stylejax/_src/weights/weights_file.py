@@ -59,9 +59,9 @@ from typing import Any
 import h5py
 import numpy as np
 
-from stylejax._src.atomic import atomic_path
 from stylejax._src.convention import InputConvention
 from stylejax._src.errors import UserError
+from stylejax._src.files.atomic import atomic_path
 from stylejax._src.layers import CONV_BY_NAME, CONV_NAMES
 
 FORMAT = "stylejax-vgg19"
@@ -76,7 +76,7 @@ _CONVERT_HINT = (
     "VGG19 weights from Keras, Caffe or torchvision must be converted to the stylejax format first"
 )
 # stylejax/_src -> stylejax -> the checkout root (when running from source).
-_SRC_DIR = pathlib.Path(__file__).resolve().parent
+_SRC_DIR = pathlib.Path(__file__).resolve().parents[1]  # stylejax/_src
 _PROJECT_NAME = re.compile(r'^\s*name\s*=\s*"stylejax"\s*$', re.MULTILINE)
 
 Params = dict[str, dict[str, np.ndarray]]
@@ -271,6 +271,11 @@ class LoadedWeights:
     normalised: bool
     normalisation: dict | None
     created_by: str = ""
+
+    @property
+    def is_random(self) -> bool:
+        """Whether these are seeded random weights (stylejax.weights.random_weights)."""
+        return self.source.startswith("random:")
 
     def describe(self) -> dict:
         """JSON-ready provenance for run records."""

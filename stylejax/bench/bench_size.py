@@ -1,6 +1,6 @@
 """One size of the scaling benchmark, in a process of its own so its peak memory is its own.
 
-    python -m stylejax._src.bench_size '{"size": 256, "iterations": 10, "repeats": 3, ...}'
+    python -m stylejax.bench.bench_size '{"size": 256, "iterations": 10, "repeats": 3, ...}'
 
 prints one JSON object: the default solve's time per evaluation and per iteration
 (L-BFGS, the backend's default chunk and convolution), one value-and-gradient
@@ -18,7 +18,9 @@ import time
 
 import jax
 
-from stylejax._src import bench_problem, optimise, presets, weights_source
+from stylejax._src import optimise, presets
+from stylejax._src.weights import weights_source
+from stylejax.bench import bench_problem
 
 
 def peak_rss_mb() -> float:

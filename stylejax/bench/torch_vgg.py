@@ -9,19 +9,21 @@ space). Only the image needs a gradient: the weights are created with
 ``requires_grad=False``, so PyTorch's autograd computes no weight gradients, the same
 work stylejax's compiled program does.
 
-torch is optional (the ``torch`` extra): importing this module without it raises
-ImportError.
+torch is optional (the ``torch`` extra) and imported by the functions that use it, not
+when this module is imported; calling them without torch raises ImportError.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
-import torch.nn.functional as torch_functional
 
 from stylejax._src import layers as vgg_layers
+
+if TYPE_CHECKING:  # annotations only: torch is imported where it is used
+    import torch
 
 
 class TorchGatys:
@@ -40,6 +42,7 @@ class TorchGatys:
         style_layer_weights: Sequence[float],
         pooling: str = "avg",
     ):
+        import torch
         self.content_layers = tuple(vgg_layers.canonical_name(n) for n in content_layers)
         self.style_layers = tuple(vgg_layers.canonical_name(n) for n in style_layers)
         wanted = set(self.content_layers + self.style_layers)
@@ -64,6 +67,9 @@ class TorchGatys:
 
     def features(self, image: torch.Tensor) -> dict:
         """Post-ReLU activations (1, N, H, W) of every loss layer."""
+        import torch
+        import torch.nn.functional as torch_functional
+
         wanted = set(self.content_layers + self.style_layers)
         out = {}
         x = image
@@ -78,6 +84,8 @@ class TorchGatys:
 
     def objective(self, image: torch.Tensor) -> torch.Tensor:
         """alpha * L_content + beta * sum_l w_l E_l (Eq. 7) at a (1, 3, H, W) image."""
+        import torch
+
         feats = self.features(image)
         content = sum(
             0.5 * torch.sum(torch.square(feats[n] - p)) for n, p in zip(self.content_layers, self.content_targets, strict=True)
@@ -92,6 +100,8 @@ class TorchGatys:
 
     def value_and_grad(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The objective and its gradient with respect to the image only."""
+        import torch
+
         variable = image.detach().requires_grad_(True)
         value = self.objective(variable)
         (grad,) = torch.autograd.grad(value, variable)
@@ -106,6 +116,8 @@ def gram(features: torch.Tensor) -> torch.Tensor:
 
 def to_torch_image(image: np.ndarray) -> torch.Tensor:
     """(H, W, 3) in the network's input space -> (1, 3, H, W) float32."""
+    import torch
+
     return torch.from_numpy(np.ascontiguousarray(np.asarray(image, np.float32).transpose(2, 0, 1)[None]))
 
 
@@ -116,6 +128,8 @@ def from_torch_image(image: torch.Tensor) -> np.ndarray:
 
 def adam_steps(model: TorchGatys, init: np.ndarray, learning_rate: float, steps: int) -> tuple[np.ndarray, list]:
     """``steps`` iterations of torch.optim.Adam on the image: (final image, losses at x_0..)."""
+    import torch
+
     variable = to_torch_image(init).requires_grad_(True)
     optimiser = torch.optim.Adam([variable], lr=learning_rate)
     values = []

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import functools
 
-from stylejax._src import normalise, vgg, weights_file
+from stylejax._src import normalise, vgg
 from stylejax._src.convention import CAFFE
 from stylejax._src.errors import UserError
-from stylejax._src.weights_file import LoadedWeights
+from stylejax._src.weights import weights_file
+from stylejax._src.weights.weights_file import LoadedWeights
 
 RANDOM_BANNER = (
     "RANDOM WEIGHTS: seeded He-initialised VGG19, normalised on a built-in calibration set, "
@@ -31,7 +32,7 @@ def random_source(seed: int) -> str:
 
 
 def is_random(weights: LoadedWeights) -> bool:
-    return weights.source.startswith("random:")
+    return weights.is_random
 
 
 @functools.lru_cache(maxsize=2)

@@ -33,9 +33,9 @@ import h5py
 import numpy as np
 
 from stylejax._src import layers as vgg_layers
-from stylejax._src import sources, weights_file
 from stylejax._src.convention import CONVENTIONS, InputConvention
 from stylejax._src.errors import UserError
+from stylejax._src.weights import sources, weights_file
 
 FORMATS = ("keras", "torch", "flaxmodels", "matconvnet", "stylejax")
 
@@ -211,7 +211,7 @@ def _read_torch_conv_state(path: str) -> dict:
     VGG19 one. Every other key (``classifier.*``, ...) keeps its placeholder, which
     params_from_state_dict only lists as dropped: its storage is never read.
     """
-    from stylejax._src import torch_pickle
+    from stylejax._src.weights import torch_pickle
 
     placeholders: dict = {}
 

@@ -99,7 +99,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from .errors import UserError
+from stylejax._src.errors import UserError
 
 __all__ = ["Select", "TensorInfo", "read_state_dict"]
 

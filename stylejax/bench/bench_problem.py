@@ -17,8 +17,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from stylejax._src import images, losses, optimise, presets
-from stylejax._src.weights_file import LoadedWeights
+from stylejax._src import image_ops, losses, optimise, presets
+from stylejax._src.files import images
+from stylejax._src.weights.weights_file import LoadedWeights
 
 RATIO = 1e-3
 CONTENT_FILE = "tuebingen_neckarfront.jpg"
@@ -51,16 +52,11 @@ def paper_pictures(size: int) -> tuple[np.ndarray, np.ndarray, str]:
     content_path = images.example_image(CONTENT_FILE)
     style_path = images.example_image(STYLE_FILE)
     content = images.load_image(content_path)
-    shape = images.output_shape(content.shape[0], content.shape[1], size)
+    shape = image_ops.output_shape(content.shape[0], content.shape[1], size)
     pictures = " and ".join(
         f"{path} ({images.EXAMPLE_CREDITS[os.path.basename(path)]})" for path in (content_path, style_path)
     )
-    return images.resize(content, shape), images.resize(images.load_image(style_path), shape), pictures
-
-
-@functools.lru_cache(maxsize=4)
-def _jitted_targets(spec: losses.LossSpec):
-    return jax.jit(functools.partial(losses.compute_targets, spec=spec))
+    return image_ops.resize(content, shape), image_ops.resize(images.load_image(style_path), shape), pictures
 
 
 def build(size: int, weights: LoadedWeights, seed: int = 0) -> Problem:
@@ -71,9 +67,9 @@ def build(size: int, weights: LoadedWeights, seed: int = 0) -> Problem:
     n_style = len(spec.style_layers)
     content = np.asarray(convention.to_network(content_rgb), np.float32)
     style = np.asarray(convention.to_network(style_rgb), np.float32)
-    init = np.asarray(convention.to_network(images.white_noise(seed, (*shape, 3))), np.float32)
+    init = np.asarray(convention.to_network(image_ops.white_noise(seed, (*shape, 3))), np.float32)
     params = jax.tree.map(jnp.asarray, weights.params)
-    targets = _jitted_targets(spec)(params, jnp.asarray(content), jnp.asarray(style))
+    targets = losses.jitted_targets(spec)(params, jnp.asarray(content), jnp.asarray(style))
     loss_weights = losses.LossWeights(
         content_weight=jnp.float32(RATIO), style_weight=jnp.float32(1.0),
         content_layer_weights=jnp.ones((1,), jnp.float32),

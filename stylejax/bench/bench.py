@@ -9,7 +9,7 @@ Sections (each a Markdown table on stdout, all of them in ``bench.json`` and
 - ``sizes``: the default solve at each size, each in a fresh process: time per
   evaluation, one evaluation alone, compile time, peak memory.
 - ``sweep``: K = 1, 4, 16 ratios in each batch mode (vmap, map, loop): throughput.
-- ``torch``: side by side with PyTorch eager (stylejax/_src/bench_torch.py), when torch
+- ``torch``: side by side with PyTorch eager (stylejax/bench/bench_torch.py), when torch
   is installed; skipped with a note otherwise.
 
 Every row is timed after a warm-up run (which also gives the compile time), ``repeats``
@@ -34,20 +34,12 @@ from collections.abc import Callable
 
 import jax
 
-from stylejax._src import (
-    atomic,
-    bench_problem,
-    bench_torch,
-    config,
-    convolution,
-    demo,
-    images,
-    optimise,
-    presets,
-    sweep,
-)
+from stylejax._src import convolution, optimise, presets, sweep
 from stylejax._src.errors import UserError
-from stylejax._src.weights_source import is_random, resolve_weights
+from stylejax._src.files import atomic, images
+from stylejax._src.weights.weights_source import is_random, resolve_weights
+from stylejax.bench import bench_problem, bench_torch
+from stylejax.cli import config, demo
 
 SECTIONS = ("modes", "sizes", "sweep", "torch")
 SWEEP_MODES = ("vmap", "map", "loop")
@@ -165,7 +157,7 @@ def run_sizes(cfg: BenchConfig, weights_spec: str, log: Callable[[str], None]) -
     for size in cfg.sizes:
         request = {"size": size, "iterations": cfg.size_iterations, "repeats": cfg.repeats,
                    "convolution": cfg.convolution, "weights": weights_spec}
-        completed = subprocess.run([sys.executable, "-m", "stylejax._src.bench_size", json.dumps(request)],
+        completed = subprocess.run([sys.executable, "-m", "stylejax.bench.bench_size", json.dumps(request)],
                                    capture_output=True, text=True, env={**os.environ, "PYTHONWARNINGS": "ignore"})
         if completed.returncode != 0:
             tail = completed.stderr.strip().splitlines()[-1:] or ["no output"]

@@ -8,10 +8,12 @@ import pathlib
 
 import numpy as np
 
-from stylejax._src import convert as convert_lib
-from stylejax._src import download, images, normalise, sources, weights_file
+from stylejax._src import image_ops, normalise
 from stylejax._src import layers as vgg_layers
 from stylejax._src.errors import UserError
+from stylejax._src.files import images
+from stylejax._src.weights import convert as convert_lib
+from stylejax._src.weights import download, sources, weights_file
 from stylejax._version import __version__
 
 CREATED_BY = f"stylejax {__version__}"
@@ -104,7 +106,7 @@ def convert(src: str, dst: str, *, fmt: str | None = None, convention: str | Non
 def _crop_square(image: np.ndarray, side: int) -> np.ndarray:
     height, width = image.shape[:2]
     scale = side / min(height, width)
-    resized = images.resize(image, (max(side, round(height * scale)), max(side, round(width * scale))))
+    resized = image_ops.resize(image, (max(side, round(height * scale)), max(side, round(width * scale))))
     top = (resized.shape[0] - side) // 2
     left = (resized.shape[1] - side) // 2
     return resized[top : top + side, left : left + side]

@@ -1,7 +1,7 @@
 """stylejax against PyTorch eager on the same problem: a correctness check, then timings.
 
 Both read the same params pytree (so the same VGG19, whatever file it came from), the
-same images in the same input space, and compute the same loss (stylejax/_src/torch_vgg.py
+same images in the same input space, and compute the same loss (stylejax/bench/torch_vgg.py
 mirrors stylejax/_src/losses.py). Before timing anything, :func:`check` requires the
 losses and gradients at the white-noise init to agree within the tolerances below; a
 disagreement stops the benchmark (a fast wrong answer is not a result).
@@ -22,9 +22,10 @@ import time
 import jax
 import numpy as np
 
-from stylejax._src import bench_problem, optimise, presets
 from stylejax._src import convolution as convolution_lib
+from stylejax._src import optimise, presets
 from stylejax._src.errors import UserError
+from stylejax.bench import bench_problem
 
 LOSS_RTOL = 1e-4
 # Relative L2 norm of a gradient difference. Float32 rounding differs between any two
@@ -42,7 +43,7 @@ def available() -> bool:
 
 
 def torch_model(problem: bench_problem.Problem):
-    from stylejax._src import torch_vgg
+    from stylejax.bench import torch_vgg
 
     settings = problem.loss_settings
     return torch_vgg.TorchGatys(
@@ -59,7 +60,7 @@ def check(problem: bench_problem.Problem, convolution: str, model=None) -> dict:
     Compared with PyTorch: stylejax's reference ``lax`` path and the timed path
     ``convolution``, for the content term and the style term on their own.
     """
-    from stylejax._src import torch_vgg
+    from stylejax.bench import torch_vgg
 
     model = model or torch_model(problem)
     timed = convolution_lib.resolve(convolution)
@@ -111,7 +112,7 @@ def compare(problem: bench_problem.Problem, *, convolution: str, repeats: int, c
     ``ratio`` is stylejax time / PyTorch time."""
     import torch
 
-    from stylejax._src import torch_vgg
+    from stylejax.bench import torch_vgg
 
     model = model or torch_model(problem)
     agreement = agreement or check(problem, convolution, model)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image, ImageDraw
 
-from stylejax._src import atomic
+from stylejax._src.files import atomic
 
 _MARGIN = 6
 _LABEL_HEIGHT = 14

@@ -9,14 +9,15 @@ import os
 
 import jax
 
-from stylejax._src import atomic, images, presets, sweep
-from stylejax._src import config as config_lib
+from stylejax._src import image_ops, presets, sweep
 from stylejax._src import layers as vgg_layers
 from stylejax._src.errors import UserError
-from stylejax._src.grid import write_grid
+from stylejax._src.files import atomic, images
 from stylejax._src.transfer import device_description
-from stylejax._src.weights_source import RANDOM_BANNER, is_random, resolve_weights
+from stylejax._src.weights.weights_source import RANDOM_BANNER, is_random, resolve_weights
 from stylejax._version import __version__
+from stylejax.cli import config as config_lib
+from stylejax.cli.grid import write_grid
 
 AXES = ("ratio", "style_layers", "content_layer", "init", "tv_weight")
 
@@ -177,14 +178,14 @@ def run_sweep_command(content: str, style: str, out_dir: str, *, members: list[s
                       progress=None) -> dict:
     content_rgb = images.load_image(content)
     style_rgb = images.load_image(style)
-    shape = images.output_shape(content_rgb.shape[0], content_rgb.shape[1], size)
+    shape = image_ops.output_shape(content_rgb.shape[0], content_rgb.shape[1], size)
     images.prepare_output_folder(out_dir, "sweep output")
     loaded = resolve_weights(weights, seed=seed)
     if is_random(loaded):
         log(RANDOM_BANNER)
     log(f"sweep: {len(members)} members at {shape[1]}x{shape[0]} px, {iterations} {optimizer} iterations")
     result = sweep.run_sweep(
-        images.resize(content_rgb, shape), images.resize(style_rgb, shape), members, loaded,
+        image_ops.resize(content_rgb, shape), image_ops.resize(style_rgb, shape), members, loaded,
         optimizer=optimizer, iterations=iterations, pooling=pooling, lr=lr, mode=mode,
         batch_size=batch_size, chunk_size=chunk, progress=progress,
     )

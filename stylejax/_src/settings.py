@@ -1,0 +1,204 @@
+"""The settings of one transfer: a preset plus the caller's changes, checked and resolved.
+
+Library code: errors are :class:`InvalidSetting` (a ``ValueError``) naming the setting,
+e.g. "ratio must be a positive finite number, got -1"; the command line names the flag
+instead (``--ratio``) through :meth:`InvalidSetting.named`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+from stylejax._src import layers as vgg_layers
+from stylejax._src import vgg
+from stylejax._src.errors import InvalidSetting, quote
+from stylejax._src.optimise import OPTIMIZERS
+from stylejax._src.presets import BALANCED, PRESETS
+
+# Every setting a preset holds that the method reads (a preset's ``weights`` entry is
+# the command line's: which weights file a run starts from).
+NAMES = (
+    "size", "iterations", "optimizer", "lr", "ratio", "content_weight", "style_weight",
+    "balance", "content_layer", "style_layers", "style_layer_weights", "tv_weight",
+    "tv_balance", "init", "seed", "pooling", "save_every", "chunk",
+)
+
+
+def positive_finite(value, name: str) -> float:
+    """``value`` as a float > 0, or InvalidSetting naming ``name`` and the value."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = math.nan
+    if not math.isfinite(number) or number <= 0:
+        raise InvalidSetting("{} must be a positive finite number, got " + quote(value), name)
+    return number
+
+
+def non_negative_finite(value, name: str) -> float:
+    """``value`` as a float >= 0, or InvalidSetting naming ``name`` and the value."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = math.nan
+    if not math.isfinite(number) or number < 0:
+        raise InvalidSetting("{} must be a non-negative finite number, got " + quote(value), name)
+    return number
+
+
+def count(value, name: str, minimum: int = 0) -> int:
+    """A whole number >= minimum, or InvalidSetting naming ``name`` and the value."""
+    try:
+        number = int(str(value).strip())
+    except ValueError:
+        number = minimum - 1
+    if number < minimum:
+        raise InvalidSetting(f"{{}} must be a whole number >= {minimum}, got " + quote(value), name)
+    return number
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """Every resolved setting of one transfer."""
+
+    preset: str
+    size: int
+    iterations: int
+    optimizer: str
+    lr: float | None  # None until the weights' input convention fixes Adam's default
+    content_weight: float | None  # alpha (Eq. 7); None until the balance rule sets it
+    style_weight: float  # beta (Eq. 7)
+    content_layer: str
+    style_layers: tuple[str, ...]
+    style_layer_weights: tuple[float, ...] | str  # or "balanced", until the rule sets them
+    tv_weight: float | None  # None until the TV balance sets it
+    init: str  # noise | content | style | a path or "image" (the caller's picture)
+    seed: int
+    pooling: str
+    save_every: int
+    chunk: int | None  # None: chosen per backend and optimizer
+    balance: float | None = None  # alpha from the pictures (balance.py); None: as given
+    tv_balance: float | None = None  # the TV weight from the pictures; None: as given
+    preset_reason: str = "the default"
+
+    @property
+    def ratio(self) -> float | None:
+        if self.content_weight is None:
+            return None
+        return self.content_weight / self.style_weight
+
+    @property
+    def needs_balance(self) -> bool:
+        """Whether a setting is still to be computed from the pictures."""
+        return (self.content_weight is None or self.tv_weight is None
+                or self.style_layer_weights == BALANCED)
+
+    def to_dict(self) -> dict:
+        data = dataclasses.asdict(self)
+        data["style_layers"] = list(self.style_layers)
+        if not isinstance(self.style_layer_weights, str):
+            data["style_layer_weights"] = list(self.style_layer_weights)
+        data["ratio"] = self.ratio
+        return data
+
+
+def _layer_weights(text_or_values, n: int) -> tuple[float, ...]:
+    if isinstance(text_or_values, str):
+        parts = [p for p in text_or_values.split(",") if p.strip()]
+    else:
+        parts = list(text_or_values)
+    weights = tuple(positive_finite(p, "each style layer weight") for p in parts)
+    if len(weights) != n:
+        raise InvalidSetting(f"{{}} gives {len(weights)} weights for {n} style layers",
+                             "style_layer_weights")
+    return weights
+
+
+def resolve(preset: str, given: dict, reason: str = "the default") -> dict:
+    """The keyword arguments of :class:`Settings`: ``preset``'s values with ``given``
+    (None = not given) on top, checked.
+
+    Raises:
+      InvalidSetting: an unknown preset, layer, optimizer or pooling, a bad number, or
+        two ways of setting alpha.
+      TypeError: a name that is not a setting.
+    """
+    if preset not in PRESETS:
+        raise InvalidSetting(f"unknown {{}} {quote(preset)}: expected one of {', '.join(PRESETS)}",
+                             "preset")
+    given = {k: v for k, v in given.items() if v is not None}
+    unknown = sorted(set(given) - set(NAMES))
+    if unknown:
+        raise TypeError(f"unknown settings {unknown}: expected some of {', '.join(NAMES)}")
+    settings = {**PRESETS[preset], **given}
+
+    weight_flags = [f for f in ("ratio", "balance") if f in given]
+    if "content_weight" in given or "style_weight" in given:
+        weight_flags.append("content_weight")
+    if len(weight_flags) > 1:
+        raise InvalidSetting("give one of {}, {} or {}/{}", "ratio", "balance", "content_weight",
+                             "style_weight")
+    balance = None
+    if "content_weight" in given or "style_weight" in given:
+        alpha = positive_finite(settings.get("content_weight") or 1.0, "content_weight")
+        beta = positive_finite(settings.get("style_weight") or 1.0, "style_weight")
+    elif "ratio" in given or settings["balance"] is None:
+        # alpha/beta = ratio with beta = 1: the style term keeps its paper scale.
+        alpha = positive_finite(settings["ratio"], "ratio")
+        beta = 1.0
+    else:
+        alpha, beta = None, 1.0
+        balance = positive_finite(settings["balance"], "balance")
+    tv_balance = None
+    if "tv_weight" in given or settings["tv_balance"] is None:
+        tv_weight = non_negative_finite(settings["tv_weight"], "tv_weight")
+    else:
+        tv_weight = None
+        tv_balance = non_negative_finite(settings["tv_balance"], "tv_balance")
+
+    style_layers = settings["style_layers"]
+    if isinstance(style_layers, str):
+        style_layers = vgg_layers.parse_layer_list(style_layers)
+    else:
+        style_layers = tuple(vgg_layers.canonical_name(n) for n in style_layers)
+    layer_weights = settings["style_layer_weights"]
+    if layer_weights is None:
+        # "one divided by the number of active layers" (Sec. 3)
+        layer_weights = tuple(1.0 / len(style_layers) for _ in style_layers)
+    elif isinstance(layer_weights, str) and layer_weights.strip() == BALANCED:
+        layer_weights = BALANCED
+    else:
+        layer_weights = _layer_weights(layer_weights, len(style_layers))
+
+    optimizer = settings["optimizer"]
+    if optimizer not in OPTIMIZERS:
+        raise InvalidSetting(f"unknown {{}} {quote(optimizer)}: expected lbfgs or adam", "optimizer")
+    lr = settings["lr"]
+    if lr is not None:
+        lr = positive_finite(lr, "lr")
+    chunk = settings["chunk"]
+    if chunk is not None:
+        chunk = count(chunk, "chunk", minimum=1)
+
+    return dict(
+        preset=preset,
+        size=count(settings["size"], "size", minimum=vgg_layers.MIN_IMAGE_SIDE),
+        iterations=count(settings["iterations"], "iterations"),
+        optimizer=optimizer,
+        lr=lr,
+        content_weight=alpha,
+        style_weight=beta,
+        content_layer=vgg_layers.canonical_name(settings["content_layer"]),
+        style_layers=style_layers,
+        style_layer_weights=layer_weights,
+        tv_weight=tv_weight,
+        init=str(settings["init"]),
+        seed=count(settings["seed"], "seed"),
+        pooling=vgg.check_pooling(settings["pooling"]),
+        save_every=count(settings["save_every"], "save_every"),
+        chunk=chunk,
+        balance=balance,
+        tv_balance=tv_balance,
+        preset_reason=reason,
+    )

@@ -1,0 +1,131 @@
+"""``stylejax transfer``: the files around the in-memory transfer (stylejax/_src/transfer.py).
+
+Everything that can fail because of the user's input is checked before any work and
+before anything is written, so a bad run leaves the output path as it was. The output
+PNG carries the resolved config and the weights' provenance; ``--save-every`` writes
+``out.NNNNN.png`` beside it; a non-finite objective writes ``out.last-finite.png``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+
+import numpy as np
+
+from stylejax._src import transfer as transfer_lib
+from stylejax._src.errors import InvalidSetting, UserError
+from stylejax._src.files import atomic, images
+from stylejax._src.weights.weights_file import LoadedWeights
+from stylejax._src.weights.weights_source import RANDOM_BANNER, resolve_weights
+from stylejax._version import __version__
+from stylejax.cli import config as config_lib
+
+
+class NonFiniteLoss(UserError):
+    """The objective stopped being finite; the message says where the last good image is."""
+
+
+@dataclasses.dataclass
+class TransferOutcome:
+    report: dict
+    output: str
+    status: str  # completed | interrupted
+    image: np.ndarray  # the saved RGB image in [0, 1]
+
+
+def png_metadata(cfg: config_lib.TransferConfig, weights: LoadedWeights, status: str) -> dict:
+    return {
+        "Software": f"stylejax {__version__}",
+        "stylejax:config": json.dumps(cfg.to_dict(), sort_keys=True),
+        "stylejax:weights_sha256": weights.sha256,
+        "stylejax:weights_source": weights.source,
+        "stylejax:status": status,
+    }
+
+
+def sibling_path(output: str, suffix: str) -> str:
+    """``out.png`` -> ``out.<suffix>.png``: where partial results go, beside the output."""
+    stem, ext = os.path.splitext(output)
+    return f"{stem}.{suffix}{ext or '.png'}"
+
+
+def write_report(path: str | None, report: dict) -> None:
+    """Writes the report as JSON, atomically (nothing when ``path`` is None)."""
+    if path:
+        atomic.atomic_write_json(path, report)
+
+
+def check_destinations(cfg: config_lib.TransferConfig) -> None:
+    images.check_output_path(cfg.output, "output")
+    if cfg.report:
+        images.check_output_path(cfg.report, "report")
+        if os.path.abspath(cfg.report) == os.path.abspath(cfg.output):
+            raise UserError(f"the report and the output are the same file: {cfg.output}")
+
+
+def prepare_inputs(cfg: config_lib.TransferConfig) -> transfer_lib.PreparedInputs:
+    """Loads the pictures (and a path init) and resizes them as the method does."""
+    init_image = None
+    if cfg.init not in ("noise", "content", "style"):
+        init_image = images.load_image(cfg.init)
+    try:
+        return transfer_lib.prepare_inputs(images.load_image(cfg.content),
+                                           images.load_image(cfg.style), cfg, init_image)
+    except InvalidSetting as error:
+        raise config_lib.user_error(error) from None
+
+
+def run_transfer(
+    cfg: config_lib.TransferConfig,
+    *,
+    weights: LoadedWeights | None = None,
+    progress=None,
+    log=None,
+) -> TransferOutcome:
+    """Runs one transfer as ``cfg`` says and writes its output (and report, if asked).
+
+    Args:
+      cfg: the resolved config.
+      weights: already loaded weights (else resolved from ``cfg.weights``).
+      progress: a callable ``(iterations_done, latest_loss)`` or None.
+      log: a callable taking one line for the user (stderr in the CLI) or None.
+
+    Raises:
+      UserError: a bad input (nothing written), or NonFiniteLoss (the last finite
+        image written beside the output).
+    """
+    say = log or (lambda line: None)
+    check_destinations(cfg)
+    inputs = prepare_inputs(cfg)
+    if weights is None:
+        weights = resolve_weights(cfg.weights, seed=cfg.seed)
+    if weights.is_random:
+        say(RANDOM_BANNER)
+
+    def save_intermediate(iteration, rgb, resolved):
+        images.save_png(sibling_path(cfg.output, f"{iteration:05d}"), rgb,
+                        png_metadata(resolved, weights, f"iteration {iteration}"))
+
+    try:
+        outcome = transfer_lib.run(inputs, weights, cfg, progress=progress,
+                                   on_save=save_intermediate)
+    except transfer_lib.NonFiniteLoss as error:
+        raise NonFiniteLoss(str(error)) from None
+    cfg, report, status = outcome.settings, outcome.report, outcome.status
+
+    if status == "non-finite":
+        kept = sibling_path(cfg.output, "last-finite")
+        images.save_png(kept, outcome.image, png_metadata(cfg, weights, status))
+        report["last_finite_image"] = kept
+        write_report(cfg.report, report)
+        at = outcome.nonfinite_at
+        raise NonFiniteLoss(
+            f"the objective became non-finite at iteration {at}; the last finite "
+            f"image (iteration {max(at - 1, 0)}) is in {kept}"
+        )
+
+    images.save_png(cfg.output, outcome.image, png_metadata(cfg, weights, status))
+    write_report(cfg.report, report)
+    return TransferOutcome(report=report, output=cfg.output, status=status, image=outcome.image)
