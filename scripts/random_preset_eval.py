@@ -78,16 +78,17 @@ def run_pair(pair: str, variants: list[str], size: int, iterations: int, out: st
     images.save_png(content_path, content)
     images.save_png(style_path, style)
     rows = []
+    weights = stylejax.weights.random_weights(0)
     for variant in variants:
         output = os.path.join(out, f"{pair}.{variant}.png")
-        overrides = {"weights": "random", "size": size, "iterations": iterations, "quiet": True,
-                     **VARIANTS[variant]}
-        cfg = stylejax.resolve_config(content_path, style_path, output, overrides)
+        settings = dict(VARIANTS[variant])
+        preset = settings.pop("preset")
         start = time.perf_counter()
-        outcome = stylejax.run_transfer(cfg, weights=stylejax.random_weights(0))
+        image, report = stylejax.transfer(content, style, weights, preset=preset, size=size,
+                                          iterations=iterations, **settings)
         wall = time.perf_counter() - start
-        measures = quality.quality_measures(outcome.image, style, content)
-        report = outcome.report
+        images.save_png(output, image)
+        measures = stylejax.quality_measures(image, style, content)
         rows.append({"pair": pair, "variant": variant, "held_out": pair in HELD_OUT,
                      "wall_seconds": wall, "seconds": report["seconds"],
                      "compile_seconds": report["compile_seconds"],
