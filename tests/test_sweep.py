@@ -157,7 +157,8 @@ def test_sweep_cli_writes_grid_results_and_csv(setup, tmp_path, capsys):
     results = json.loads((out / "results.json").read_text())
     assert len(results["members"]) == 4 and results["traces"] == 1 and results["weights"]["random"]
     member = results["members"][0]
-    assert {"config", "initial", "final", "history", "evaluations", "seconds"} <= set(member)
+    assert {"config", "status", "initial", "final", "history", "evaluations", "seconds"} <= set(member)
+    assert [m["status"] for m in results["members"]] == ["done"] * 4
     assert (out / member["image"]).is_file()
     with open(out / "results.csv") as handle:
         rows = list(csv.DictReader(handle))
@@ -197,7 +198,7 @@ def test_members_file_gives_an_explicit_list(tmp_path):
 
 
 @pytest.mark.parametrize("mode", ["vmap", pytest.param("loop", marks=pytest.mark.slow)])
-def test_a_diverging_member_stops_alone_and_keeps_its_last_finite_image(setup, mode):
+def test_a_diverging_member_stops_alone_and_keeps_its_last_finite_image(setup, mode, tmp_path):
     """alpha = 1e38 overflows the objective at x_0 (noise): that member stops there (its
     image is its init, its history empty), the other runs every iteration, in the same program."""
     _, _, weights = setup
@@ -210,3 +211,9 @@ def test_a_diverging_member_stops_alone_and_keeps_its_last_finite_image(setup, m
     assert len(result.histories[0]) == 4 and result.histories[1] == []
     assert np.isfinite(result.images).all()
     np.testing.assert_allclose(result.images[1], np.clip(sweep.initial_images(members[1:], content, style)[0], 0, 1), atol=1e-5)
+    from stylejax.cli import sweep_commands
+
+    report = sweep_commands.write_results(str(tmp_path), result, config={}, title="diverging",
+                                          weights_info={**weights.describe(), "random": True})
+    assert [m["status"] for m in report["members"]] == ["done", "non-finite at iteration 0"]
+    assert report["members"][1]["history"] == [] and (tmp_path / "grid.png").is_file()

@@ -42,16 +42,17 @@ BATCH_MODES = ("auto", "vmap", "map", "loop")
 # auto, per (backend, optimizer): measured with scripts/bench_sweep.py (README "Sweeps").
 SWEEP_MODES = {("cpu", "lbfgs"): "loop", ("cpu", "adam"): "vmap"}
 ACCELERATOR_MODE = "vmap"
+_PAPER = presets.PRESETS["paper"]  # a member's defaults: the paper's settings
 
 
 @dataclasses.dataclass(frozen=True)
 class Member:
     """One configuration of a sweep."""
 
-    ratio: float = 1e-3  # alpha/beta, with beta = 1
-    style_layers: tuple[str, ...] = ("conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1")
+    ratio: float = _PAPER["ratio"]  # alpha/beta, with beta = 1
+    style_layers: tuple[str, ...] = _PAPER["style_layers"]
     style_layer_weights: tuple[float, ...] | None = None  # None: 1/n each
-    content_layer: str | None = "conv4_2"  # None: no content term (Fig. 1 style only)
+    content_layer: str | None = _PAPER["content_layer"]  # None: no content term (Fig. 1 style only)
     init: str = "noise:0"  # noise:SEED | content | style
     tv_weight: float = 0.0
     style_weight: float = 1.0  # beta; 0 turns the style term off (Fig. 1 content only)
@@ -148,9 +149,9 @@ def parse_init(text: str) -> str:
 
 
 def product(
-    ratios=(1e-3,),
-    style_layer_sets=(("conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1"),),
-    content_layers=("conv4_2",),
+    ratios=(_PAPER["ratio"],),
+    style_layer_sets=(_PAPER["style_layers"],),
+    content_layers=(_PAPER["content_layer"],),
     inits=("noise:0",),
     tv_weights=(0.0,),
 ) -> list[Member]:

@@ -21,7 +21,7 @@ from stylejax._src import image_ops, losses, optimise, presets
 from stylejax._src.files import images
 from stylejax._src.weights.weights_file import LoadedWeights
 
-RATIO = 1e-3
+RATIO = presets.PRESETS["paper"]["ratio"]
 CONTENT_FILE = "tuebingen_neckarfront.jpg"
 STYLE_FILE = "vangogh_starry_night.jpg"
 
@@ -63,7 +63,7 @@ def build(size: int, weights: LoadedWeights, seed: int = 0) -> Problem:
     content_rgb, style_rgb, pictures = paper_pictures(size)
     shape = content_rgb.shape[:2]
     convention = weights.convention
-    spec = losses.LossSpec(("conv4_2",), presets.PAPER_STYLE_LAYERS, "avg")
+    spec = losses.LossSpec((presets.PRESETS["paper"]["content_layer"],), presets.PAPER_STYLE_LAYERS, "avg")
     n_style = len(spec.style_layers)
     content = np.asarray(convention.to_network(content_rgb), np.float32)
     style = np.asarray(convention.to_network(style_rgb), np.float32)

@@ -128,7 +128,7 @@ def write_results(out_dir: str, result: sweep.SweepResult, *, config: dict, weig
             "initial": result.initial[index],
             "final": result.final[index],
             "history": result.histories[index],
-            "iterations": len(result.histories[index]) - 1,
+            "iterations": max(len(result.histories[index]) - 1, 0),
             "evaluations": result.evaluations[index],
             "seconds": result.member_seconds[index],
         })
