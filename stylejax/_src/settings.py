@@ -25,26 +25,25 @@ NAMES = (
 )
 
 
-def positive_finite(value, name: str) -> float:
-    """``value`` as a float > 0, or InvalidSetting naming ``name`` and the value."""
+def _finite(value, name: str, *, zero_allowed: bool) -> float:
     try:
         number = float(value)
     except (TypeError, ValueError):
         number = math.nan
-    if not math.isfinite(number) or number <= 0:
-        raise InvalidSetting("{} must be a positive finite number, got " + quote(value), name)
+    if not math.isfinite(number) or number < 0 or (number == 0 and not zero_allowed):
+        kind = "non-negative" if zero_allowed else "positive"
+        raise InvalidSetting(f"{{}} must be a {kind} finite number, got " + quote(value), name)
     return number
+
+
+def positive_finite(value, name: str) -> float:
+    """``value`` as a float > 0, or InvalidSetting naming ``name`` and the value."""
+    return _finite(value, name, zero_allowed=False)
 
 
 def non_negative_finite(value, name: str) -> float:
     """``value`` as a float >= 0, or InvalidSetting naming ``name`` and the value."""
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        number = math.nan
-    if not math.isfinite(number) or number < 0:
-        raise InvalidSetting("{} must be a non-negative finite number, got " + quote(value), name)
-    return number
+    return _finite(value, name, zero_allowed=True)
 
 
 def count(value, name: str, minimum: int = 0) -> int:
