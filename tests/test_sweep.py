@@ -3,6 +3,7 @@
 import csv
 import json
 import os
+import signal
 import subprocess
 import sys
 
@@ -217,3 +218,19 @@ def test_a_diverging_member_stops_alone_and_keeps_its_last_finite_image(setup, m
                                           weights_info={**weights.describe(), "random": True})
     assert [m["status"] for m in report["members"]] == ["done", "non-finite at iteration 0"]
     assert report["members"][1]["history"] == [] and (tmp_path / "grid.png").is_file()
+
+
+def test_ctrl_c_stops_a_sweep_after_the_running_chunk_and_marks_its_members(setup):
+    _, _, weights = setup
+    content, style = samples.sample_images(22)
+    members = [sweep.Member(ratio=r, style_layers=("conv1_1",), content_layer="conv1_2") for r in (1e-4, 1e-2)]
+
+    def interrupt(done, total):
+        if done == 1:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    result = sweep.run_sweep(content, style, members, weights, optimizer="adam", iterations=6, mode="vmap",
+                             chunk_size=1, lr=5.1, progress=interrupt)
+    assert result.statuses == ["interrupted", "interrupted"]
+    assert all(2 <= len(h) < 7 for h in result.histories)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
