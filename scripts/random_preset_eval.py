@@ -38,7 +38,7 @@ VARIANTS = {
     "paper": {"preset": "paper"},
     "fixed-1e-9": {"preset": "paper", "init": "content", "ratio": 1e-9},
     "random-conv4_2": {"preset": "random", "content_layer": "conv4_2"},
-    "random-uniform-w": {"preset": "random", "style_layer_weights": "0.2,0.2,0.2,0.2,0.2"},
+    "random-balanced-w": {"preset": "random", "style_layer_weights": "balanced"},
     "random-balance-0.01": {"preset": "random", "balance": 0.01},
     "random-balance-0.1": {"preset": "random", "balance": 0.1},
     "random-no-tv": {"preset": "random", "tv_balance": 0.0},

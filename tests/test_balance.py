@@ -105,7 +105,7 @@ def test_random_weights_choose_the_random_preset():
     preset = presets.PRESETS["random"]
     assert cfg.balance == preset["balance"] and cfg.tv_balance == preset["tv_balance"]
     assert cfg.content_weight is None and cfg.tv_weight is None
-    assert cfg.style_layer_weights == presets.BALANCED and cfg.needs_balance
+    assert cfg.style_layer_weights == (0.2,) * 5 and cfg.needs_balance
     assert cfg.init == "content" and cfg.content_layer == preset["content_layer"]
 
 

@@ -99,8 +99,9 @@ def test_random_weights_take_the_random_preset_and_balance_from_the_pictures(pic
     record = report["balance"]
     # alpha, w_l and the TV weight are the rule applied to the measured scales
     at_content = np.array([record["style_at_content"][n] for n in config["style_layers"]])
-    weights = (1 / at_content) / np.sum(1 / at_content)
+    weights = np.full(5, 0.2)  # the preset keeps the paper's w_l = 1/n
     np.testing.assert_allclose(config["style_layer_weights"], weights, rtol=1e-6)
+    assert record["style_layers_balanced"] is False
     style = float(np.sum(weights * at_content))
     assert config["content_weight"] == pytest.approx(
         record["balance"] * style / record["content_at_style"], rel=1e-6)

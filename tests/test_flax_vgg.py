@@ -14,8 +14,8 @@ def test_flax_module_matches_the_pure_function():
     image = jnp.asarray(np.random.default_rng(0).normal(size=(20, 18, 3)).astype(np.float32))
     module = VGG19(layers=("relu3_1", "pool2"), pooling="avg")
     used = {name: params[name] for name in vgg_layers.CONV_NAMES[:5]}
-    got = module.apply({"params": used}, image)
-    expected = vgg.features(params, image, ("relu3_1", "pool2"), "avg")
+    got = jax.jit(module.apply)({"params": used}, image)  # compiled: a second, not several
+    expected = jax.jit(lambda p, x: vgg.features(p, x, ("relu3_1", "pool2"), "avg"))(params, image)
     for name in ("relu3_1", "pool2"):
         np.testing.assert_allclose(np.asarray(got[name]), np.asarray(expected[name]), rtol=1e-5, atol=1e-4)
 

@@ -25,7 +25,8 @@ def pictures(tmp_path_factory):
 
 def test_resolve_balance_applies_the_rule_to_each_members_own_layers():
     members = [
-        sweep.Member(ratio=1e-3, style_layers=("conv1_1", "conv2_1"), content_layer="conv2_2").balanced(0.5, 0.1),
+        sweep.Member(ratio=1e-3, style_layers=("conv1_1", "conv2_1"),
+                     content_layer="conv2_2").balanced(0.5, 0.1, balanced_layers=True),
         sweep.Member(ratio=1e-3, style_layers=("conv2_1",), content_layer="conv1_2").balanced(2.0, None),
         sweep.Member(ratio=7e-4, style_layers=("conv1_1",), content_layer="conv2_2"),  # untouched
     ]

@@ -40,7 +40,8 @@ PRESETS: dict[str, dict] = {
     # pairs (docs/random-preset.md): a random network's conv4_2 does not keep a photo's
     # layout (its Fig. 1 reconstruction is noise), conv2_2 does; its loss scales differ
     # from the pretrained network's by orders of magnitude and from pair to pair, so
-    # alpha, w_l and the TV weight come from the pictures (stylejax/_src/balance.py).
+    # alpha and the TV weight come from the pictures (stylejax/_src/balance.py). The
+    # paper's w_l = 1/n measured better than He et al.'s balanced w_l (``balanced``).
     "random": {
         "size": 256,
         "iterations": 150,
@@ -51,7 +52,7 @@ PRESETS: dict[str, dict] = {
         "style_weight": None,
         "content_layer": "conv2_2",
         "style_layers": PAPER_STYLE_LAYERS,
-        "style_layer_weights": BALANCED,
+        "style_layer_weights": None,
         "tv_weight": None,
         "init": "content",
         "seed": 0,

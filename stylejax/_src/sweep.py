@@ -94,12 +94,14 @@ class Member:
                              content_weight=self.content_weight)
         return described
 
-    def balanced(self, balance: float | None, tv_balance: float | None) -> Member:
+    def balanced(self, balance: float | None, tv_balance: float | None,
+                 balanced_layers: bool = False) -> Member:
         """This member under the balance rule: alpha from ``balance`` (None: the ratio
-        itself), w_l balanced unless given, the TV weight from ``tv_balance`` (None: as
-        given)."""
-        return dataclasses.replace(self, balance=balance, tv_balance=tv_balance,
-                                   balanced_layers=self.style_layer_weights is None)
+        itself), the TV weight from ``tv_balance`` (None: as given), and with
+        ``balanced_layers`` w_l ~ 1/E_l unless the member gives its own."""
+        return dataclasses.replace(
+            self, balance=balance, tv_balance=tv_balance,
+            balanced_layers=balanced_layers and self.style_layer_weights is None)
 
 
 def resolve_balance(members: list[Member], spec: losses.LossSpec, scales: balance.Scales) -> list[Member]:

@@ -276,8 +276,9 @@ def _sweep(args, say) -> int:
         )
     if preset["balance"] is not None:
         tv_balance = None if args.tv_weights else preset["tv_balance"]
-        members = [m.balanced(presets.balance_for_ratio(m.ratio, preset_name), tv_balance)
-                   for m in members]
+        balanced_layers = preset["style_layer_weights"] == presets.BALANCED
+        members = [m.balanced(presets.balance_for_ratio(m.ratio, preset_name), tv_balance,
+                              balanced_layers) for m in members]
     report = sweep_commands.run_sweep_command(
         args.content, args.style, args.output, members=members, weights=args.weights,
         size=config_lib.count(args.size or preset["size"], "--size", minimum=16),

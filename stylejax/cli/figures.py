@@ -338,8 +338,7 @@ class FigureRun:
 
         Pretrained weights: unchanged. Random weights: the ``random`` preset's balance
         rule (stylejax/_src/balance.py), each paper ratio r mapped to the balance
-        ``presets.balance_for_ratio(r)``, w_l balanced unless the member fixes them, the
-        preset's TV balance; with ``content_layer``, the paper's conv4_2 becomes the
+        ``presets.balance_for_ratio(r)``, the preset's w_l and TV balance; with ``content_layer``, the paper's conv4_2 becomes the
         preset's content layer (a random conv4_2 does not keep the photo's layout). A
         figure whose subject is the content layer passes ``content_layer=False``.
         """
@@ -351,7 +350,8 @@ class FigureRun:
             if content_layer and member.content_layer == "conv4_2":
                 member = dataclasses.replace(member, content_layer=preset["content_layer"])
             balance = presets.balance_for_ratio(member.ratio) if member.content_layer else None
-            adapted.append(member.balanced(balance, preset["tv_balance"]))
+            adapted.append(member.balanced(balance, preset["tv_balance"],
+                                           preset["style_layer_weights"] == presets.BALANCED))
         return adapted
 
     def sweep(self, label: str, members: list[sweep.Member], *, content_key: str = "content",
@@ -407,7 +407,7 @@ class FigureRun:
         if self.random:  # as adapt() does for sweeps
             preset = presets.PRESETS["random"]
             overrides.update(ratio=None, balance=presets.balance_for_ratio(ratio),
-                             style_layer_weights=presets.BALANCED,
+                             style_layer_weights=preset["style_layer_weights"],
                              tv_balance=preset["tv_balance"], content_layer=preset["content_layer"])
         cfg = config_lib.resolve(self.paths[content_key], self.paths[style_key], output, overrides)
         self.log(f"{label}: transfer")
