@@ -50,7 +50,7 @@ def main(argv: list[str]) -> int:
     run = figures.FigureRun(args, name=NAME, title="Fig. 4 style layers x alpha/beta",
                             paper="CVPR 2016 Fig. 4 (arXiv:1508.06576 Fig. 3)", needs=NEEDS, argv=argv)
     layer_sets = [figures.PAPER_STYLE_LAYERS[:k] for k in range(1, 6)]
-    members = sweep.product(ratios=RATIOS, style_layer_sets=layer_sets)  # ratio-major
+    members = run.adapt(sweep.product(ratios=RATIOS, style_layer_sets=layer_sets))  # ratio-major
     result = run.sweep("layers x ratios", members)
     set_names = ["+".join(s) for s in layer_sets]
     labels = [f"{name}, {figures.ratio_text(m.ratio)}"

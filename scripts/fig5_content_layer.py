@@ -39,7 +39,8 @@ def main(argv: list[str]) -> int:
     args, needs = figures.photo_and_painting(NAME, __doc__, argv, DEFAULT_STYLE)
     run = figures.FigureRun(args, name=NAME, title="Fig. 5 content layer conv2_2 vs conv4_2",
                             paper="CVPR 2016 Fig. 5", needs=needs, argv=argv)
-    members = sweep.product(ratios=(RATIO,), content_layers=CONTENT_LAYERS)
+    members = run.adapt(sweep.product(ratios=(RATIO,), content_layers=CONTENT_LAYERS),
+                        content_layer=False)
     result = run.sweep("content layers", members)
     panels = run.sweep_panels(result, [f"content {layer}" for layer in CONTENT_LAYERS])
     content = run.images["content"]

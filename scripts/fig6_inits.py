@@ -45,7 +45,7 @@ def main(argv: list[str]) -> int:
     args, needs = figures.photo_and_painting(NAME, __doc__, argv, DEFAULT_STYLE)
     run = figures.FigureRun(args, name=NAME, title="Fig. 6 initialisations",
                             paper="CVPR 2016 Fig. 6", needs=needs, argv=argv)
-    members = sweep.product(ratios=(RATIO,), inits=INITS)
+    members = run.adapt(sweep.product(ratios=(RATIO,), inits=INITS))
     result = run.sweep("inits", members)
     labels = ["A init content", "B init style"] + [f"C noise seed {i.split(':')[1]}" for i in INITS[2:]]
     panels = run.sweep_panels(result, labels)

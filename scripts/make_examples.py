@@ -1,6 +1,6 @@
 """Regenerates stylejax/examples/: the paper's images downscaled to ship with the package.
 
-    python scripts/make_examples.py /work/shared/images
+    python scripts/make_examples.py ORIGINALS_DIR
 
 Reads the seven reference JPEGs of Gatys, Ecker & Bethge (CVPR 2016) from the folder
 given (the originals; their README gives each file's credit and licence), resizes each

@@ -30,7 +30,8 @@ def _add_transfer_options(parser: argparse.ArgumentParser) -> None:
     """Every transfer flag; None means "take the preset's value"."""
     add = parser.add_argument
     add("--weights", help="auto (pretrained file in the weights directory), random, or a PATH")
-    add("--preset", help="settings to start from (default: paper)")
+    add("--preset", help="settings to start from: paper (default), or random (the default "
+                         "with --weights random)")
     add("--size", help="longest side of the output in px (paper: 512)")
     add("--iterations", help="optimiser iterations (paper: 500); 0 writes the initial image")
     add("--optimizer", choices=("lbfgs", "adam"), help="lbfgs (paper) or adam")
@@ -38,10 +39,15 @@ def _add_transfer_options(parser: argparse.ArgumentParser) -> None:
     add("--ratio", help="alpha/beta, content over style weight (paper: 1e-3)")
     add("--content-weight", dest="content_weight", help="alpha, instead of --ratio")
     add("--style-weight", dest="style_weight", help="beta, instead of --ratio")
+    add("--balance", help="alpha from the pictures: balance * S(content) / L_content(style) "
+                          "(random preset: 0.03), instead of --ratio")
     add("--content-layer", dest="content_layer", help="content layer (paper: conv4_2)")
     add("--style-layers", dest="style_layers", help="comma list (paper: conv1_1,...,conv5_1)")
-    add("--style-layer-weights", dest="style_layer_weights", help="comma list, one per style layer (default 1/n)")
+    add("--style-layer-weights", dest="style_layer_weights",
+        help="comma list, one per style layer (paper: 1/n), or balanced (w_l ~ 1/E_l(content))")
     add("--tv-weight", dest="tv_weight", help="total-variation weight (paper: 0)")
+    add("--tv-balance", dest="tv_balance",
+        help="TV weight from the pictures: X * S(content) / L_tv(content), instead of --tv-weight")
     add("--init", help="noise (paper), content, style, or an image PATH")
     add("--seed", help="seed of the noise init and of random weights (default 0)")
     add("--pooling", choices=("avg", "max"), help="avg (paper) or max")
@@ -67,8 +73,12 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("-o", "--out", default="demo-output", help="output folder (default demo-output)")
     demo.add_argument("--weights", default="auto-or-random",
                       help="pretrained weights if present, else seeded random ones; or random, or a PATH")
-    demo.add_argument("--size", default=None, help="longest side in px (default 128)")
-    demo.add_argument("--iterations", default=None, help="L-BFGS iterations (default 100)")
+    demo.add_argument("--size", default=None, help="longest side in px (default 192)")
+    demo.add_argument("--iterations", default=None,
+                      help="L-BFGS iterations (default: the preset's; 150)")
+    demo.add_argument("--offline", action="store_true",
+                      help="never fetch weights (also STYLEJAX_OFFLINE=1): random weights unless "
+                           "a pretrained file is present")
     demo.add_argument("--quiet", action="store_true", help="no progress bar")
     demo.add_argument("--debug", action="store_true", help="show tracebacks")
 
@@ -76,21 +86,26 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("content")
     sweep.add_argument("style")
     sweep.add_argument("-o", "--output", required=True, help="output folder")
-    sweep.add_argument("--ratios", default="1e-3", help="alpha/beta values, comma list")
+    sweep.add_argument("--preset", help="paper (default), or random (the default with --weights random)")
+    sweep.add_argument("--ratios", help="alpha/beta values on the paper's scale, comma list (default "
+                                        "1e-3; random preset: mapped to balances, see README)")
     sweep.add_argument("--style-layer-sets", dest="style_layer_sets",
                        default="conv1_1,conv2_1,conv3_1,conv4_1,conv5_1",
-                       help="sets separated by ';', layers by ',' (weights 1/n within a set)")
-    sweep.add_argument("--content-layers", dest="content_layers", default="conv4_2", help="comma list")
-    sweep.add_argument("--inits", default="noise:0", help="comma list of content, style, noise:SEED")
-    sweep.add_argument("--tv-weights", dest="tv_weights", default="0", help="comma list")
+                       help="sets separated by ';', layers by ',' (weights 1/n within a set; "
+                            "balanced in the random preset)")
+    sweep.add_argument("--content-layers", dest="content_layers",
+                       help="comma list (default: the preset's, conv4_2 or conv2_2)")
+    sweep.add_argument("--inits", help="comma list of content, style, noise:SEED (default: the preset's)")
+    sweep.add_argument("--tv-weights", dest="tv_weights",
+                       help="comma list (default: the preset's: 0, or its TV balance)")
     sweep.add_argument("--members", dest="members_file",
                        help="a JSON list of members instead of the product, e.g. "
                             '[{"ratio": 1e-3, "style_layers": ["conv1_1"], "init": "content"}]')
     sweep.add_argument("--batch-mode", dest="batch_mode", default="auto", choices=("auto", "vmap", "map", "loop"))
     sweep.add_argument("--batch-size", dest="batch_size", help="members per batch in map mode")
     sweep.add_argument("--weights", default="auto")
-    sweep.add_argument("--size", default="512")
-    sweep.add_argument("--iterations", default="500")
+    sweep.add_argument("--size", help="longest side in px (default: the preset's)")
+    sweep.add_argument("--iterations", help="iterations (default: the preset's)")
     sweep.add_argument("--optimizer", default="lbfgs", choices=("lbfgs", "adam"))
     sweep.add_argument("--lr")
     sweep.add_argument("--pooling", default="avg", choices=("avg", "max"))
@@ -152,7 +167,7 @@ def _transfer(args, say) -> int:
         for key in (
             "weights", "preset", "size", "iterations", "optimizer", "lr", "ratio",
             "content_weight", "style_weight", "content_layer", "style_layers",
-            "style_layer_weights", "tv_weight", "init", "seed", "pooling", "save_every",
+            "style_layer_weights", "tv_weight", "balance", "tv_balance", "init", "seed", "pooling", "save_every",
             "chunk", "report", "quiet",
         )
     }
@@ -193,7 +208,7 @@ def _demo(args, say) -> int:
 
     result = demo.run_demo(
         out_dir=args.out, weights=args.weights, size=args.size, iterations=args.iterations,
-        quiet=args.quiet, log=say,
+        quiet=args.quiet, offline=args.offline, log=say,
     )
     return EXIT_INTERRUPTED if result.status == "interrupted" else 0
 
@@ -247,26 +262,34 @@ def _sweep(args, say) -> int:
     from stylejax._src import config as config_lib
     from stylejax._src import sweep, sweep_commands
 
+    given = {"preset": args.preset, "weights": args.weights}
+    preset_name, reason = config_lib.choose_preset({k: v for k, v in given.items() if v})
+    preset = config_lib.PRESETS[preset_name]
     if args.members_file:
         members = sweep_commands.read_members(args.members_file)
     else:
         members = sweep.product(
-            ratios=sweep_commands.parse_ratios(args.ratios),
+            ratios=sweep_commands.parse_ratios(args.ratios or str(config_lib.PRESETS["paper"]["ratio"])),
             style_layer_sets=sweep_commands.parse_style_layer_sets(args.style_layer_sets),
-            content_layers=sweep_commands.parse_content_layers(args.content_layers),
-            inits=sweep_commands.parse_inits(args.inits),
-            tv_weights=sweep_commands.parse_tv_weights(args.tv_weights),
+            content_layers=sweep_commands.parse_content_layers(args.content_layers or preset["content_layer"]),
+            inits=sweep_commands.parse_inits(args.inits or preset["init"]),
+            tv_weights=sweep_commands.parse_tv_weights(args.tv_weights or str(preset["tv_weight"] or 0)),
         )
+    if preset["balance"] is not None:
+        tv_balance = None if args.tv_weights else preset["tv_balance"]
+        balanced_layers = preset["style_layer_weights"] == config_lib.BALANCED
+        members = [m.balanced(config_lib.balance_for_ratio(m.ratio, preset_name), tv_balance,
+                              balanced_layers) for m in members]
     sweep_commands.run_sweep_command(
         args.content, args.style, args.output, members=members, weights=args.weights,
-        size=config_lib.count(args.size, "--size", minimum=16),
-        iterations=config_lib.count(args.iterations, "--iterations"),
+        size=config_lib.count(args.size or preset["size"], "--size", minimum=16),
+        iterations=config_lib.count(args.iterations or preset["iterations"], "--iterations"),
         optimizer=args.optimizer,
         lr=None if args.lr is None else config_lib.positive_finite(args.lr, "--lr"),
         pooling=args.pooling, seed=config_lib.count(args.seed, "--seed"), mode=args.batch_mode,
         batch_size=None if args.batch_size is None else config_lib.count(args.batch_size, "--batch-size", 1),
         chunk=None if args.chunk is None else config_lib.count(args.chunk, "--chunk", 1),
-        log=say,
+        preset=(preset_name, reason), log=say,
     )
     return 0
 

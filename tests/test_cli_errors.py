@@ -67,7 +67,7 @@ CASES = {
     "negative tv weight": _case(extra=("--tv-weight", "-0.1"), expect=("--tv-weight", "-0.1")),
     "bad layer weight": _case(extra=("--style-layer-weights", "1,0,1,1,1"), expect=("style layer weight", "0")),
     "layer weight count": _case(extra=("--style-layer-weights", "1,1"), expect=("2 weights for 5",)),
-    "ratio and weights": _case(extra=("--ratio", "1e-3", "--style-weight", "5"), expect=("either --ratio",)),
+    "ratio and weights": _case(extra=("--ratio", "1e-3", "--style-weight", "5"), expect=("one of --ratio",)),
     "unknown optimizer": _case(extra=("--optimizer", "sgd"), expect=("sgd",)),
     "unknown pooling": _case(extra=("--pooling", "median"), expect=("median",)),
     "unknown flag": _case(extra=("--colour", "blue"), expect=("--colour",)),
@@ -79,7 +79,7 @@ CASES = {
     "init image missing": _case(extra=("--init", "/nonexistent/start.png"), expect=("/nonexistent/start.png",)),
     "non-finite initial loss": _case(
         extra=("--content-weight", "3e38", "--style-weight", "1", "--weights", "random",
-               "--style-layers", "conv1_1", "--content-layer", "conv1_1"),
+               "--preset", "paper", "--style-layers", "conv1_1", "--content-layer", "conv1_1"),
         expect=("not finite at the initial image",),
     ),
 }

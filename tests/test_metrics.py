@@ -155,6 +155,16 @@ def test_style_gram_distances_batched_equal_one_at_a_time():
         metrics.style_gram_distances(params, [np.zeros((16, 16, 3))], reference, layers, CAFFE)
 
 
+def test_rms_distance_of_known_differences():
+    a = np.zeros((4, 5, 3))
+    assert metrics.rms_distance(a, a) == 0.0
+    assert metrics.rms_distance(a, np.full((4, 5, 3), 0.25)) == pytest.approx(0.25, abs=1e-15)
+    b = a.copy()
+    b[1, 2, 0] = 0.6  # one of 60 values differs: sqrt(0.36 / 60)
+    assert metrics.rms_distance(a, b) == pytest.approx(math.sqrt(0.36 / 60), rel=1e-12)
+    assert metrics.rms_distance(b, a) == metrics.rms_distance(a, b)
+
+
 def test_mean_pairwise_distance():
     a = np.zeros((4, 4, 3))
     b = np.full((4, 4, 3), 0.5)

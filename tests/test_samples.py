@@ -54,4 +54,5 @@ def test_sample_images_look_like_pictures():
 def test_sample_images_too_small():
     with pytest.raises(UserError, match="16 px"):
         samples.sample_images(20)
-    samples.sample_images(22)  # 16 x 22, the smallest allowed
+    content, style = samples.sample_images(22)  # 16 x 22, the smallest allowed
+    assert content.shape == style.shape == (16, 22, 3)

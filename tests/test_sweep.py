@@ -42,11 +42,18 @@ def _alone(member, content, style, weights, optimizer, iterations, spec):
     return np.clip(np.asarray(convention.to_rgb01(result.state.image)), 0, 1), result
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", ["vmap", "map", "loop"])
-def test_adam_sweep_compiles_once_and_matches_each_member_alone(setup, mode):
+def test_adam_sweep_compiles_once_and_matches_each_member_alone(setup, mode, compile_log):
     content, style, weights = setup
+    # Chunks of 3 and 1: the shorter last chunk (and, in loop mode, every member) must
+    # reuse the one program.
     result = sweep.run_sweep(content, style, MEMBERS, weights, optimizer="adam", iterations=4, mode=mode,
-                             batch_size=2 if mode == "map" else None, lr=5.1)
+                             batch_size=2 if mode == "map" else None, lr=5.1, chunk_size=3)
+    chunk = "run_chunk" if mode == "loop" else "_batched_chunk"
+    # JAX's record of the whole sweep: the chunk program traced and compiled once; the
+    # reported count (the jitted chunk's cache after the run) agrees.
+    assert (compile_log.traces(chunk), compile_log.compiles(chunk)) == (1, 1)
     assert result.traces == 1
     spec = sweep.loss_spec(MEMBERS, "avg")
     for k, member in enumerate(MEMBERS):
@@ -57,6 +64,7 @@ def test_adam_sweep_compiles_once_and_matches_each_member_alone(setup, mode):
         assert result.evaluations[k] == 4
 
 
+@pytest.mark.slow
 def test_lbfgs_vmap_members_match_their_runs_alone(setup):
     content, style, weights = setup
     result = sweep.run_sweep(content, style, MEMBERS, weights, optimizer="lbfgs", iterations=5, mode="vmap",
@@ -79,6 +87,25 @@ def test_lbfgs_vmap_members_match_their_runs_alone(setup):
     assert alone.executed_evaluations == sum(alone.evaluations) == sum(result.evaluations)
 
 
+@pytest.mark.parametrize("mode", ["vmap", pytest.param("loop", marks=pytest.mark.slow)])
+def test_smallest_sweep_compiles_once_and_counts_its_own_evaluations(setup, mode, compile_log):
+    """The fast tier's sweep: 2 members, 3 Adam iterations in chunks of 2 and 1, 22 px, conv1 only."""
+    _, _, weights = setup
+    content, style = samples.sample_images(22)
+    members = [sweep.Member(ratio=r, style_layers=("conv1_1",), content_layer="conv1_2") for r in (1e-4, 1e-2)]
+    result = sweep.run_sweep(content, style, members, weights, optimizer="adam", iterations=3, mode=mode,
+                             chunk_size=2, lr=5.1, count_evaluations=True)
+    chunk = "run_chunk" if mode == "loop" else "_batched_chunk"
+    assert (compile_log.traces(chunk), compile_log.compiles(chunk)) == (1, 1)
+    assert result.traces == 1 and result.mode == mode
+    assert result.evaluations == [3, 3]
+    # Adam evaluates once per iteration: in lockstep a batched evaluation counts once; in
+    # a loop each member's count. Only this sweep's evaluations are counted.
+    assert result.executed_evaluations == (3 if mode == "vmap" else 6)
+    assert [len(h) for h in result.histories] == [4, 4]
+    assert all(h[-1] < h[0] for h in result.histories)
+
+
 def test_product_and_union_spec():
     members = sweep.product(ratios=(1e-4, 1e-3), style_layer_sets=(("conv1_1",), ("conv1_1", "relu2_1")),
                             inits=("content", "noise:3"))
@@ -91,6 +118,7 @@ def test_product_and_union_spec():
     np.testing.assert_allclose(np.asarray(weights.content_weight), [1e-4] * 4 + [1e-3] * 4, rtol=1e-6)
 
 
+@pytest.mark.slow
 def test_sharded_over_four_host_devices_matches_one_device(tmp_path):
     script = tmp_path / "shard.py"
     script.write_text(
@@ -113,6 +141,7 @@ def test_sharded_over_four_host_devices_matches_one_device(tmp_path):
     np.testing.assert_allclose(runs["1"]["totals"], runs["0"]["totals"], rtol=1e-4)
 
 
+@pytest.mark.slow
 def test_sweep_cli_writes_grid_results_and_csv(setup, tmp_path, capsys):
     content, style, _ = setup
     paths = []

@@ -25,7 +25,7 @@ def test_conv_parameter_count_is_pinned():
 @pytest.mark.parametrize("pooling", ["avg", "max"])
 def test_feature_shape_at_every_layer(params, pooling):
     image = jnp.zeros((37, 50, 3))
-    out = vgg.features(params, image, vgg_layers.SEQUENCE, pooling)
+    out = jax.eval_shape(lambda p, x: vgg.features(p, x, vgg_layers.SEQUENCE, pooling), params, image)
     height, width = 37, 50
     for name in vgg_layers.SEQUENCE:
         if name.startswith("pool"):
@@ -84,8 +84,9 @@ def test_matches_numpy_reference_through_block_two(params, pooling):
 
 def test_vmap_adds_a_batch(params):
     batch = jnp.asarray(np.random.default_rng(5).normal(size=(3, 16, 20, 3)).astype(np.float32))
-    batched = jax.vmap(lambda x: vgg.features(params, x, ("conv3_1",))["conv3_1"])(batch)
-    single = vgg.features(params, batch[1], ("conv3_1",))["conv3_1"]
+    features = jax.jit(lambda p, x: vgg.features(p, x, ("conv3_1",))["conv3_1"])  # compiled: seconds less
+    batched = jax.jit(jax.vmap(features, in_axes=(None, 0)))(params, batch)
+    single = features(params, batch[1])
     np.testing.assert_allclose(np.asarray(batched[1]), np.asarray(single), rtol=1e-5, atol=1e-5)
 
 
@@ -102,16 +103,17 @@ def test_prepared_convolutions_give_the_same_features_and_gradients(params, algo
     """The solver's fast paths (convolution.prepare) against JAX's own derivative."""
     image = jnp.asarray(np.random.default_rng(6).normal(size=(18, 21, 3)).astype(np.float32))
     first = {name: params[name] for name in vgg_layers.CONV_NAMES[:4]}
-    prepared = convolution.prepare(first, algorithm)
+    prepared = jax.jit(convolution.prepare, static_argnums=1)(first, algorithm)
 
     def loss(p, x):
         return jnp.sum(jnp.sin(vgg.features(p, x, ("conv2_2",))["conv2_2"]))
 
-    np.testing.assert_allclose(float(loss(prepared, image)), float(loss(first, image)), rtol=1e-5)
-    np.testing.assert_allclose(np.asarray(jax.grad(loss, argnums=1)(prepared, image)),
-                               np.asarray(jax.grad(loss, argnums=1)(first, image)), rtol=1e-4, atol=1e-4)
-    weight_grads = jax.grad(loss)(prepared, image)
-    plain_grads = jax.grad(loss)(first, image)
+    # Compiled, as the solver runs them (op by op, the Winograd transforms dispatch hundreds of ops).
+    value_and_grads = jax.jit(jax.value_and_grad(loss, argnums=(0, 1)))
+    value, (weight_grads, image_grad) = value_and_grads(prepared, image)
+    plain_value, (plain_grads, plain_image_grad) = value_and_grads(first, image)
+    np.testing.assert_allclose(float(value), float(plain_value), rtol=1e-5)
+    np.testing.assert_allclose(np.asarray(image_grad), np.asarray(plain_image_grad), rtol=1e-4, atol=1e-4)
     for name in first:
         np.testing.assert_allclose(np.asarray(weight_grads[name]["kernel"]), np.asarray(plain_grads[name]["kernel"]),
                                    rtol=1e-4, atol=1e-3)

@@ -76,7 +76,7 @@ def test_fetch_verifies_converts_and_auto_uses_it(keras_file, server, tmp_path, 
     report = tmp_path / "r.json"
     status, out = _run(["transfer", picture, picture, "-o", tmp_path / "o.png", "--size", "16",
                         "--iterations", "0", "--quiet", "--report", report, "--style-layers", "conv1_1",
-                        "--content-layer", "conv1_1"], capsys)
+                        "--content-layer", "conv1_1", "--optimizer", "adam"], capsys)
     assert status == 0, out.err
     assert json.loads(report.read_text())["weights"]["path"] == str(converted)
 
@@ -117,6 +117,7 @@ def test_convert_refuses_unknown_files_and_writes_nothing(tmp_path, capsys):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["x.pth"]
 
 
+@pytest.mark.slow
 def test_normalise_on_a_folder_records_the_calibration_set(tmp_path, capsys):
     params = vgg_files.random_params(4, scale=0.1)
     source = tmp_path / "vgg19.h5"

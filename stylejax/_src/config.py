@@ -15,6 +15,8 @@ from stylejax._src import optimise, vgg
 from stylejax._src.errors import UserError
 
 PAPER_STYLE_LAYERS = ("conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1")
+# ``--style-layer-weights balanced``: w_l from the pictures (stylejax/_src/balance.py).
+BALANCED = "balanced"
 
 # name -> every setting. ``paper``: Gatys, Ecker & Bethge, CVPR 2016 (Sec. 2-3; the
 # iteration count is the authors' code's, the papers give none).
@@ -37,6 +39,36 @@ PRESETS: dict[str, dict] = {
         "save_every": 0,
         "chunk": None,
         "weights": "auto",
+        "balance": None,
+        "tv_balance": None,
+    },
+    # Seeded random VGG19 weights (``--weights random``; chosen automatically for them).
+    # Tuned on the paper's Neckarfront x Starry Night and Kandinsky, checked on held-out
+    # pairs (docs/random-preset.md): a random network's conv4_2 does not keep a photo's
+    # layout (its Fig. 1 reconstruction is noise), conv2_2 does; its loss scales differ
+    # from the pretrained network's by orders of magnitude and from pair to pair, so
+    # alpha and the TV weight come from the pictures (stylejax/_src/balance.py). The
+    # paper's w_l = 1/n measured better than He et al.'s balanced w_l (``balanced``).
+    "random": {
+        "size": 256,
+        "iterations": 150,
+        "optimizer": "lbfgs",
+        "lr": None,
+        "ratio": None,
+        "content_weight": None,
+        "style_weight": None,
+        "content_layer": "conv2_2",
+        "style_layers": PAPER_STYLE_LAYERS,
+        "style_layer_weights": None,
+        "tv_weight": None,
+        "init": "content",
+        "seed": 0,
+        "pooling": "avg",
+        "save_every": 0,
+        "chunk": None,
+        "weights": "random",
+        "balance": 0.03,
+        "tv_balance": 0.003,
     },
 }
 
@@ -65,28 +97,40 @@ class TransferConfig:
     iterations: int
     optimizer: str
     lr: float | None  # None until the weights' input convention fixes Adam's default
-    content_weight: float  # alpha (Eq. 7)
+    content_weight: float | None  # alpha (Eq. 7); None until the balance rule sets it
     style_weight: float  # beta (Eq. 7)
     content_layer: str
     style_layers: tuple[str, ...]
-    style_layer_weights: tuple[float, ...]
-    tv_weight: float
+    style_layer_weights: tuple[float, ...] | str  # or "balanced", until the rule sets them
+    tv_weight: float | None  # None until the TV balance sets it
     init: str  # noise | content | style | a path
     seed: int
     pooling: str
     save_every: int
     chunk: int | None  # None: chosen per backend and optimizer
+    balance: float | None = None  # alpha from the pictures (balance.py); None: as given
+    tv_balance: float | None = None  # the TV weight from the pictures; None: as given
+    preset_reason: str = "the default"
     report: str | None = None
     quiet: bool = False
 
     @property
-    def ratio(self) -> float:
+    def ratio(self) -> float | None:
+        if self.content_weight is None:
+            return None
         return self.content_weight / self.style_weight
+
+    @property
+    def needs_balance(self) -> bool:
+        """Whether a setting is still to be computed from the pictures."""
+        return (self.content_weight is None or self.tv_weight is None
+                or self.style_layer_weights == BALANCED)
 
     def to_dict(self) -> dict:
         data = dataclasses.asdict(self)
         data["style_layers"] = list(self.style_layers)
-        data["style_layer_weights"] = list(self.style_layer_weights)
+        if not isinstance(self.style_layer_weights, str):
+            data["style_layer_weights"] = list(self.style_layer_weights)
         data["ratio"] = self.ratio
         return data
 
@@ -144,20 +188,32 @@ def resolve(content: str, style: str, output: str, overrides: dict) -> TransferC
       UserError: an unknown preset, layer, optimizer, pooling, or a bad number.
     """
     given = {k: v for k, v in overrides.items() if v is not None}
-    preset_name = given.pop("preset", "paper")
-    if preset_name not in PRESETS:
-        raise UserError(f"unknown preset {preset_name!r}: expected one of {', '.join(PRESETS)}")
+    preset_name, reason = choose_preset(given)
+    given.pop("preset", None)
     settings = {**PRESETS[preset_name], **given}
 
-    if "ratio" in given and ("content_weight" in given or "style_weight" in given):
-        raise UserError("give either --ratio or --content-weight/--style-weight, not both")
+    weight_flags = [f for f in ("ratio", "balance") if f in given]
+    if "content_weight" in given or "style_weight" in given:
+        weight_flags.append("content_weight")
+    if len(weight_flags) > 1:
+        raise UserError("give one of --ratio, --balance or --content-weight/--style-weight")
+    balance = None
     if "content_weight" in given or "style_weight" in given:
         alpha = positive_finite(settings.get("content_weight") or 1.0, "--content-weight")
         beta = positive_finite(settings.get("style_weight") or 1.0, "--style-weight")
-    else:
+    elif "ratio" in given or settings["balance"] is None:
         # alpha/beta = ratio with beta = 1: the style term keeps its paper scale.
         alpha = positive_finite(settings["ratio"], "--ratio")
         beta = 1.0
+    else:
+        alpha, beta = None, 1.0
+        balance = positive_finite(settings["balance"], "--balance")
+    tv_balance = None
+    if "tv_weight" in given or settings["tv_balance"] is None:
+        tv_weight = non_negative_finite(settings["tv_weight"], "--tv-weight")
+    else:
+        tv_weight = None
+        tv_balance = non_negative_finite(settings["tv_balance"], "--tv-balance")
 
     style_layers = settings["style_layers"]
     if isinstance(style_layers, str):
@@ -168,6 +224,8 @@ def resolve(content: str, style: str, output: str, overrides: dict) -> TransferC
     if layer_weights is None:
         # "one divided by the number of active layers" (Sec. 3)
         layer_weights = tuple(1.0 / len(style_layers) for _ in style_layers)
+    elif isinstance(layer_weights, str) and layer_weights.strip() == BALANCED:
+        layer_weights = BALANCED
     else:
         layer_weights = _layer_weights(layer_weights, len(style_layers))
 
@@ -196,15 +254,46 @@ def resolve(content: str, style: str, output: str, overrides: dict) -> TransferC
         content_layer=vgg_layers.canonical_name(settings["content_layer"]),
         style_layers=style_layers,
         style_layer_weights=layer_weights,
-        tv_weight=non_negative_finite(settings["tv_weight"], "--tv-weight"),
+        tv_weight=tv_weight,
         init=str(settings["init"]),
         seed=count(settings["seed"], "--seed"),
         pooling=vgg.check_pooling(settings["pooling"]),
         save_every=count(settings["save_every"], "--save-every"),
         chunk=chunk,
+        balance=balance,
+        tv_balance=tv_balance,
+        preset_reason=reason,
         report=settings.get("report"),
         quiet=bool(settings.get("quiet", False)),
     )
+
+
+def balance_for_ratio(ratio: float, preset: str = "random") -> float:
+    """A ratio on the paper's scale as the ``preset``'s balance: balance = b0 * ratio / 1e-3.
+
+    The paper's default alpha/beta = 1e-3 maps to the preset's own balance b0, and every
+    other ratio keeps its factor from that default, so a grid over the paper's ratios
+    (Fig. 4: 1e-5 .. 1e-2) spans the same relative range around the preset's balance.
+    """
+    return PRESETS[preset]["balance"] * ratio / PRESETS["paper"]["ratio"]
+
+
+def choose_preset(given: dict) -> tuple[str, str]:
+    """The preset a run starts from, and why: ``--preset`` if given; else ``random`` for
+    ``--weights random`` (the paper's numbers are for the pretrained network); else
+    ``paper``.
+
+    Raises:
+      UserError: an unknown preset name.
+    """
+    name = given.get("preset")
+    if name is not None:
+        if name not in PRESETS:
+            raise UserError(f"unknown preset {name!r}: expected one of {', '.join(PRESETS)}")
+        return name, "chosen with --preset"
+    if str(given.get("weights", "")) == "random":
+        return "random", "the weights are random and no --preset was given"
+    return "paper", "the default"
 
 
 def default_chunk(backend: str, optimizer: str) -> int:

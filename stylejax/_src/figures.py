@@ -332,6 +332,27 @@ class FigureRun:
 
     # ---- runs
 
+    def adapt(self, members: list[sweep.Member], *, content_layer: bool = True) -> list[sweep.Member]:
+        """The paper's members as this run's weights need them.
+
+        Pretrained weights: unchanged. Random weights: the ``random`` preset's balance
+        rule (stylejax/_src/balance.py), each paper ratio r mapped to the balance
+        ``config.balance_for_ratio(r)``, the preset's w_l and TV balance; with ``content_layer``, the paper's conv4_2 becomes the
+        preset's content layer (a random conv4_2 does not keep the photo's layout). A
+        figure whose subject is the content layer passes ``content_layer=False``.
+        """
+        if not self.random:
+            return list(members)
+        preset = config_lib.PRESETS["random"]
+        adapted = []
+        for member in members:
+            if content_layer and member.content_layer == "conv4_2":
+                member = dataclasses.replace(member, content_layer=preset["content_layer"])
+            balance = config_lib.balance_for_ratio(member.ratio) if member.content_layer else None
+            adapted.append(member.balanced(balance, preset["tv_balance"],
+                                           preset["style_layer_weights"] == config_lib.BALANCED))
+        return adapted
+
     def sweep(self, label: str, members: list[sweep.Member], *, content_key: str = "content",
               style_key: str = "style") -> sweep.SweepResult:
         """One ``run_sweep`` of ``members`` on two of the loaded pictures."""
@@ -375,8 +396,13 @@ class FigureRun:
             "weights": self.args.weights, "size": self.size, "iterations": self.iterations,
             "optimizer": self.args.optimizer, "ratio": ratio, "content_layer": "conv4_2",
             "style_layers": PAPER_STYLE_LAYERS, "init": "noise" if init.startswith("noise") else init,
-            "seed": noise_seed, "pooling": POOLING, "quiet": True,
+            "seed": noise_seed, "pooling": POOLING, "quiet": True, "preset": "paper",
         }
+        if self.random:  # as adapt() does for sweeps
+            preset = config_lib.PRESETS["random"]
+            overrides.update(ratio=None, balance=config_lib.balance_for_ratio(ratio),
+                             style_layer_weights=preset["style_layer_weights"],
+                             tv_balance=preset["tv_balance"], content_layer=preset["content_layer"])
         cfg = config_lib.resolve(self.paths[content_key], self.paths[style_key], output, overrides)
         self.log(f"{label}: transfer")
         outcome = transfer_lib.run_transfer(cfg, weights=self.weights)

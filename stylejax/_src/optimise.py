@@ -35,6 +35,29 @@ from stylejax._src import convolution, losses
 OPTIMIZERS = ("lbfgs", "adam")
 
 
+class EvaluationCounter:
+    """Host-side count of the objective evaluations one solve or sweep executed.
+
+    ``step`` calls ``increment`` from a ``jax.debug.callback`` that takes no traced
+    arguments, so a batched (vmapped) evaluation runs it once. Each solve or sweep that
+    wants the count creates its own counter and passes it in its ``SolverSpec``: nothing
+    is shared between calls. Compared and hashed by identity, as a static choice.
+    """
+
+    def __init__(self):
+        self._lock = threading.Lock()  # callbacks may run on the runtime's threads
+        self._count = 0
+
+    def increment(self):
+        with self._lock:
+            self._count += 1
+
+    @property
+    def count(self) -> int:
+        with self._lock:
+            return self._count
+
+
 class SolverSpec(NamedTuple):
     """Static choices: they shape the compiled program."""
 
@@ -42,24 +65,13 @@ class SolverSpec(NamedTuple):
     loss: losses.LossSpec
     lbfgs_memory: int = 10
     max_linesearch_steps: int = 20
-    # Count every objective evaluation that actually runs (a host callback each), for
-    # benchmarks of batched solvers, where the work done exceeds the members' own counts.
-    count_evaluations: bool = False
+    # Counts every objective evaluation that actually runs (a host callback each, into this
+    # counter), for benchmarks of batched solvers, where the work done exceeds the members'
+    # own counts. None: no callback. Create one per solve or sweep and read it afterwards
+    # (after jax.effects_barrier()); the counter is part of the compiled program.
+    evaluation_counter: EvaluationCounter | None = None
     # 3x3 convolution algorithm (convolution.ALGORITHMS, or auto: the backend's default).
     convolution: str = "auto"
-
-
-class EvaluationCounter:
-    """Host-side count of executed objective evaluations (a batched call counts once)."""
-
-    def __init__(self):
-        self.count = 0
-
-    def increment(self):
-        self.count += 1
-
-
-EXECUTED = EvaluationCounter()
 
 
 class SolveArgs(NamedTuple):
@@ -112,8 +124,8 @@ def step(state: SolveState, args: SolveArgs, spec: SolverSpec):
     """
 
     def value_fn(image):
-        if spec.count_evaluations:
-            jax.debug.callback(EXECUTED.increment)
+        if spec.evaluation_counter is not None:
+            jax.debug.callback(spec.evaluation_counter.increment)
         return losses.objective(image, args.params, args.targets, args.weights, spec.loss)
 
     transformation = _transformation(spec, args.learning_rate)

@@ -449,3 +449,8 @@ def quality_measures(result, style, content) -> dict[str, float]:
         "noise": _ratio(_high_frequency_energy(result), _high_frequency_energy(style)),
         "texture": _texture(result, style, content),
     }
+
+
+def format_measures(measures: dict) -> str:
+    """One line for a caption or a log: ``palette 0.41, layout 0.78, noise 1.3, texture 0.52``."""
+    return ", ".join(f"{name} {measures[name]:.3g}" for name in MEASURES if name in measures)

@@ -1,6 +1,6 @@
 """Where pretrained VGG19 weights come from: URL, checksum, file layout, input convention.
 
-From ../shared/reference/gatys2016.md, section 5. A checksum given as a prefix (the
+The published files of each source (see docs/weights.md). A checksum given as a prefix (the
 torch hub convention: the first 8 hex digits of the SHA-256 are in the file name) is
 checked as a prefix. Sources without a live URL can still be converted from a file the
 user brings (``stylejax weights convert FILE``).

@@ -34,7 +34,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from stylejax._src import images, losses, optimise
+from stylejax._src import balance, images, losses, optimise
 from stylejax._src import layers as vgg_layers
 from stylejax._src.errors import UserError
 
@@ -55,14 +55,30 @@ class Member:
     init: str = "noise:0"  # noise:SEED | content | style
     tv_weight: float = 0.0
     style_weight: float = 1.0  # beta; 0 turns the style term off (Fig. 1 content only)
+    # The balance rule (stylejax/_src/balance.py), resolved by run_sweep from the
+    # pictures: balance sets the ratio, tv_balance the TV weight, balanced_layers w_l.
+    balance: float | None = None
+    tv_balance: float | None = None
+    balanced_layers: bool = False
+    # alpha as resolved by the balance rule (``ratio`` then keeps the value the member was
+    # asked for, on the paper's scale, for labels); None: alpha = ratio.
+    content_weight: float | None = None
+
+    @property
+    def alpha(self) -> float:
+        return self.ratio if self.content_weight is None else self.content_weight
 
     def layer_weights(self) -> tuple[float, ...]:
         if self.style_layer_weights is not None:
             return tuple(self.style_layer_weights)
         return tuple(1.0 / len(self.style_layers) for _ in self.style_layers)
 
+    @property
+    def needs_balance(self) -> bool:
+        return self.balance is not None or self.tv_balance is not None or self.balanced_layers
+
     def describe(self) -> dict:
-        return {
+        described = {
             "ratio": self.ratio,
             "style_layers": list(self.style_layers),
             "style_layer_weights": list(self.layer_weights()),
@@ -71,6 +87,54 @@ class Member:
             "tv_weight": self.tv_weight,
             "style_weight": self.style_weight,
         }
+        if self.needs_balance:
+            described.update(balance=self.balance, tv_balance=self.tv_balance,
+                             balanced_layers=self.balanced_layers,
+                             content_weight=self.content_weight)
+        return described
+
+    def balanced(self, balance: float | None, tv_balance: float | None,
+                 balanced_layers: bool = False) -> Member:
+        """This member under the balance rule: alpha from ``balance`` (None: the ratio
+        itself), the TV weight from ``tv_balance`` (None: as given), and with
+        ``balanced_layers`` w_l ~ 1/E_l unless the member gives its own."""
+        return dataclasses.replace(
+            self, balance=balance, tv_balance=tv_balance,
+            balanced_layers=balanced_layers and self.style_layer_weights is None)
+
+
+def resolve_balance(members: list[Member], spec: losses.LossSpec, scales: balance.Scales) -> list[Member]:
+    """Each member with the ratio, w_l and TV weight its balance settings leave open,
+    computed by :func:`balance.resolve` from ``scales`` (measured for ``spec``, the union
+    of the members' layers) restricted to the member's own layers."""
+    style_index = {name: i for i, name in enumerate(spec.style_layers)}
+    content_index = {name: i for i, name in enumerate(spec.content_layers)}
+    resolved = []
+    for member in members:
+        if not member.needs_balance:
+            resolved.append(member)
+            continue
+        own_style = [style_index[vgg_layers.canonical_name(n)] for n in member.style_layers]
+        own_content = ([content_index[vgg_layers.canonical_name(member.content_layer)]]
+                       if member.content_layer else [])
+        own = balance.Scales(
+            style_at_content=scales.style_at_content[own_style],
+            content_at_style=scales.content_at_style[own_content],
+            tv_at_content=scales.tv_at_content,
+        )
+        weights = balance.resolve(
+            own,
+            balance=member.balance or 0.0,
+            tv_balance=member.tv_balance or 0.0,
+            style_layer_weights=None if member.balanced_layers else member.layer_weights(),
+        )
+        resolved.append(dataclasses.replace(
+            member,
+            content_weight=weights.content_weight if member.balance is not None else None,
+            style_layer_weights=weights.style_layer_weights,
+            tv_weight=weights.tv_weight if member.tv_balance is not None else member.tv_weight,
+        ))
+    return resolved
 
 
 def parse_init(text: str) -> str:
@@ -120,7 +184,7 @@ def member_weights(members: list[Member], spec: losses.LossSpec) -> losses.LossW
         style_rows.append([chosen.get(n, 0.0) for n in spec.style_layers])
     count = len(members)
     return losses.LossWeights(
-        content_weight=jnp.asarray([m.ratio if m.content_layer else 0.0 for m in members], jnp.float32),
+        content_weight=jnp.asarray([m.alpha if m.content_layer else 0.0 for m in members], jnp.float32),
         style_weight=jnp.asarray([m.style_weight for m in members], jnp.float32),
         content_layer_weights=jnp.asarray(
             np.asarray(content_rows, np.float32).reshape(count, len(spec.content_layers))),
@@ -216,19 +280,9 @@ class SweepResult:
     mode: str
     batch_size: int | None
     devices: int
-    traces: int  # how many times the solver was traced (1: one compilation)
-
-
-_TRACE_COUNTER = {"count": 0}
-
-
-def _counted(fn):
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        _TRACE_COUNTER["count"] += 1  # runs at trace time only
-        return fn(*args, **kwargs)
-
-    return wrapper
+    # Compiled programs the sweep's chunk calls used, read from the jitted chunk's own
+    # cache after the run (1: every member and chunk ran one compilation).
+    traces: int
 
 
 def _terms_dict(terms, spec, k):
@@ -277,11 +331,15 @@ def run_sweep(
     convention = weights.convention
     lr = lr if lr is not None else config_lib.ADAM_STEP_FRACTION * convention.unit
     spec = loss_spec(members, pooling)
-    solver = optimise.SolverSpec(optimizer=optimizer, loss=spec, count_evaluations=count_evaluations)
+    # This sweep's own count of executed evaluations (None: not counted).
+    counter = optimise.EvaluationCounter() if count_evaluations else None
+    solver = optimise.SolverSpec(optimizer=optimizer, loss=spec, evaluation_counter=counter)
     params = jax.tree.map(jnp.asarray, weights.params)
     content = jnp.asarray(convention.to_network(content_rgb))
     style = jnp.asarray(convention.to_network(style_rgb))
     targets = jax.jit(functools.partial(losses.compute_targets, spec=spec))(params, content, style)
+    if any(m.needs_balance for m in members):
+        members = resolve_balance(members, spec, balance.measure(params, content, style, spec))
 
     count = len(members)
     loss_weights = member_weights(members, spec)
@@ -300,26 +358,26 @@ def run_sweep(
 
     terms_fn = jax.jit(jax.vmap(functools.partial(losses.loss_terms, spec=spec), in_axes=(0, None, None, 0)))
     init_fn = jax.jit(jax.vmap(functools.partial(optimise.init_state, spec=solver), in_axes=(0, _ARGS_AXES)))
-    traces_before = _TRACE_COUNTER["count"]
+    # Compiled ahead of time, to time the compilation on its own; the calls below go
+    # through chunk_fn, which reuses that executable, so its cache size afterwards is the
+    # number of programs the whole sweep needed.
     compile_start = time.perf_counter()
     if mode == "loop":
         single_args = args._replace(weights=jax.tree.map(lambda a: a[0], loss_weights),
                                     learning_rate=learning_rates[0])
-        chunk_fn = jax.jit(_counted(functools.partial(optimise.run_chunk, spec=solver, chunk_size=chunk_size)))
+        chunk_fn = jax.jit(functools.partial(optimise.run_chunk, spec=solver, chunk_size=chunk_size))
         state_shape = jax.eval_shape(functools.partial(optimise.init_state, spec=solver), inits[0], single_args)
-        compiled = chunk_fn.lower(state_shape, single_args, jnp.zeros((), jnp.int32)).compile()
+        chunk_fn.lower(state_shape, single_args, jnp.zeros((), jnp.int32)).compile()
     else:
-        chunk_fn = jax.jit(_counted(functools.partial(
-            _batched_chunk, spec=solver, chunk_size=chunk_size, mode=mode, batch_size=batch_size)))
+        chunk_fn = jax.jit(functools.partial(
+            _batched_chunk, spec=solver, chunk_size=chunk_size, mode=mode, batch_size=batch_size))
         initial_states = init_fn(inits, args)
         if sharding is not None:  # every state leaf has the member axis first
             initial_states = jax.device_put(initial_states, sharding)
-        compiled = chunk_fn.lower(initial_states, args, jnp.zeros((), jnp.int32)).compile()
+        chunk_fn.lower(initial_states, args, jnp.zeros((), jnp.int32)).compile()
     compile_seconds = time.perf_counter() - compile_start
-    traces = _TRACE_COUNTER["count"] - traces_before
 
     initial = terms_fn(inits, params, targets, loss_weights)
-    executed_before = optimise.EXECUTED.count
     start = time.perf_counter()
     member_seconds = []
     if mode == "loop":
@@ -334,7 +392,7 @@ def run_sweep(
             done = 0
             while done < iterations:
                 n = min(chunk_size, iterations - done)
-                state, chunk_values = compiled(state, member_args, jnp.asarray(n, jnp.int32))
+                state, chunk_values = chunk_fn(state, member_args, jnp.asarray(n, jnp.int32))
                 chunks.append((chunk_values, n))
                 done += n
             values = [float(v) for chunk_values, n in chunks for v in np.asarray(chunk_values)[:n]]
@@ -351,7 +409,7 @@ def run_sweep(
         done = 0
         while done < iterations:
             n = min(chunk_size, iterations - done)
-            states, chunk_values = compiled(states, args, jnp.asarray(n, jnp.int32))
+            states, chunk_values = chunk_fn(states, args, jnp.asarray(n, jnp.int32))
             recorded.append(np.asarray(chunk_values)[:count, :n])
             done += n
             if progress:
@@ -361,7 +419,8 @@ def run_sweep(
         histories = [[float(v) for v in row if np.isfinite(v)] for row in values]
     seconds = time.perf_counter() - start
     jax.effects_barrier()  # every counting callback has run
-    executed = optimise.EXECUTED.count - executed_before if count_evaluations else None
+    executed = counter.count if counter is not None else None
+    traces = chunk_fn._cache_size()  # jit's own cache: the programs the chunk calls used
     if mode != "loop":
         member_seconds = [seconds / count] * count
 

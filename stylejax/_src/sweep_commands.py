@@ -168,7 +168,8 @@ def write_results(out_dir: str, result: sweep.SweepResult, *, config: dict, weig
 def run_sweep_command(content: str, style: str, out_dir: str, *, members: list[sweep.Member],
                       weights: str, size: int, iterations: int, optimizer: str, lr: float | None,
                       pooling: str, seed: int, mode: str, batch_size: int | None, chunk: int | None,
-                      log=print, progress=None) -> dict:
+                      preset: tuple[str, str] = ("paper", "the default"), log=print,
+                      progress=None) -> dict:
     content_rgb = images.load_image(content)
     style_rgb = images.load_image(style)
     shape = images.output_shape(content_rgb.shape[0], content_rgb.shape[1], size)
@@ -185,8 +186,14 @@ def run_sweep_command(content: str, style: str, out_dir: str, *, members: list[s
     config = {"content": content, "style": style, "size": size, "output_shape": list(shape),
               "iterations": iterations, "optimizer": optimizer, "lr": lr, "pooling": pooling,
               "weights": weights, "seed": seed, "batch_mode": mode, "resolved_mode": result.mode,
-              "batch_size": batch_size, "chunk": chunk}
+              "batch_size": batch_size, "chunk": chunk, "preset": preset[0], "preset_why": preset[1]}
+    if any(m.balance is not None for m in members):
+        config["ratio_mapping"] = (
+            f"balance = {config_lib.PRESETS[preset[0]]['balance']:g} * ratio / "
+            f"{config_lib.PRESETS['paper']['ratio']:g} (the {preset[0]} preset's balance rule, "
+            "stylejax/_src/balance.py); each member's alpha is its content_weight")
     label = "RANDOM WEIGHTS (not pretrained)" if is_random(loaded) else os.path.basename(loaded.path)
+    label = f"{label}, preset {preset[0]}"
     report = write_results(out_dir, result, config=config,
                            weights_info={**loaded.describe(), "random": is_random(loaded)},
                            title=f"stylejax sweep, {label}")

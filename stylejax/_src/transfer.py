@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from stylejax._src import atomic, convolution, images, losses, optimise
+from stylejax._src import atomic, balance, convolution, images, losses, optimise
 from stylejax._src import config as config_lib
 from stylejax._src.errors import UserError
 from stylejax._src.weights_file import LoadedWeights
@@ -75,19 +75,51 @@ def prepare_inputs(cfg: config_lib.TransferConfig) -> PreparedInputs:
     )
 
 
-def loss_setup(cfg: config_lib.TransferConfig):
-    """The static loss spec and the traced loss weights of a config."""
-    spec = losses.LossSpec(
+def loss_spec(cfg: config_lib.TransferConfig) -> losses.LossSpec:
+    """The static loss spec of a config."""
+    return losses.LossSpec(
         content_layers=(cfg.content_layer,), style_layers=cfg.style_layers, pooling=cfg.pooling
     )
-    weights = losses.LossWeights(
+
+
+def apply_balance(cfg: config_lib.TransferConfig, scales: balance.Scales):
+    """``cfg`` with alpha, w_l and the TV weight the balance rule leaves open filled in
+    from ``scales``, and the report's record of the rule."""
+    fixed_layers = None if cfg.style_layer_weights == config_lib.BALANCED else cfg.style_layer_weights
+    resolved = balance.resolve(
+        scales,
+        balance=cfg.balance if cfg.content_weight is None else 0.0,
+        tv_balance=cfg.tv_balance if cfg.tv_weight is None else 0.0,
+        style_layer_weights=fixed_layers,
+    )
+    cfg_out = dataclasses.replace(
+        cfg,
+        content_weight=resolved.content_weight if cfg.content_weight is None else cfg.content_weight,
+        style_layer_weights=resolved.style_layer_weights,
+        tv_weight=resolved.tv_weight if cfg.tv_weight is None else cfg.tv_weight,
+    )
+    record = {
+        "rule": "stylejax/_src/balance.py: w_l ~ 1/E_l(content); alpha = balance * "
+                "S(content) / L_content(style); tv = tv_balance * S(content) / L_tv(content)",
+        "balance": cfg.balance,
+        "tv_balance": cfg.tv_balance,
+        "style_layers_balanced": fixed_layers is None,
+        "style_at_content": dict(zip(cfg.style_layers, scales.style_at_content.tolist(), strict=True)),
+        "content_at_style": float(scales.content_at_style.sum()),
+        "tv_at_content": scales.tv_at_content,
+    }
+    return cfg_out, record
+
+
+def loss_weights_of(cfg: config_lib.TransferConfig) -> losses.LossWeights:
+    """The traced loss weights of a config whose weights are all resolved."""
+    return losses.LossWeights(
         content_weight=jnp.asarray(cfg.content_weight, jnp.float32),
         style_weight=jnp.asarray(cfg.style_weight, jnp.float32),
         content_layer_weights=jnp.ones((1,), jnp.float32),
         style_layer_weights=jnp.asarray(cfg.style_layer_weights, jnp.float32),
         tv_weight=jnp.asarray(cfg.tv_weight, jnp.float32),
     )
-    return spec, weights
 
 
 @functools.lru_cache(maxsize=8)
@@ -130,6 +162,12 @@ def sibling_path(output: str, suffix: str) -> str:
     return f"{stem}.{suffix}{ext or '.png'}"
 
 
+def write_report(path: str | None, report: dict) -> None:
+    """Writes the report as JSON, atomically (nothing when ``path`` is None)."""
+    if path:
+        atomic.atomic_write_json(path, report)
+
+
 def check_destinations(cfg: config_lib.TransferConfig) -> None:
     images.check_output_path(cfg.output, "output")
     if cfg.report:
@@ -170,7 +208,7 @@ def run_transfer(
     chunk = cfg.chunk or config_lib.default_chunk(backend, cfg.optimizer)
     cfg = dataclasses.replace(cfg, lr=lr, chunk=chunk)
 
-    spec, loss_weights = loss_setup(cfg)
+    spec = loss_spec(cfg)
     params = jax.tree.map(jnp.asarray, weights.params)
     content = jnp.asarray(convention.to_network(inputs.content))
     style = jnp.asarray(convention.to_network(inputs.style))
@@ -179,8 +217,15 @@ def run_transfer(
     compile_start = time.perf_counter()
     targets_fn = _jitted_targets(spec).lower(params, content, style).compile()
     targets = targets_fn(params, content, style)
-    terms_fn = _jitted_terms(spec).lower(init, params, targets, loss_weights).compile()
+    unit = balance.unit_weights(spec)
+    terms_fn = _jitted_terms(spec).lower(init, params, targets, unit).compile()
     compile_seconds = time.perf_counter() - compile_start
+    balance_report = None
+    if cfg.needs_balance:
+        cfg, balance_report = apply_balance(
+            cfg, balance.scales_from_terms(terms_fn(content, params, targets, unit),
+                                           terms_fn(style, params, targets, unit)))
+    loss_weights = loss_weights_of(cfg)
     initial = terms_fn(init, params, targets, loss_weights)
     if not np.isfinite(float(initial.total)):
         raise NonFiniteLoss(
@@ -228,6 +273,8 @@ def run_transfer(
         "stylejax_version": __version__,
         "status": status,
         "config": cfg.to_dict(),
+        "preset": {"name": cfg.preset, "why": cfg.preset_reason},
+        "balance": balance_report,
         "weights": {**weights.describe(), "random": is_random(weights)},
         "images": {
             "content_original_shape": list(inputs.original_content_shape),
@@ -251,14 +298,12 @@ def run_transfer(
         kept = sibling_path(cfg.output, "last-finite")
         images.save_png(kept, rgb, png_metadata(cfg, weights, status))
         report["last_finite_image"] = kept
-        if cfg.report:
-            atomic.atomic_write_json(cfg.report, report)
+        write_report(cfg.report, report)
         raise NonFiniteLoss(
             f"the objective became non-finite at iteration {nonfinite_at}; the last finite "
             f"image (iteration {max(nonfinite_at - 1, 0)}) is in {kept}"
         )
 
     images.save_png(cfg.output, rgb, png_metadata(cfg, weights, status))
-    if cfg.report:
-        atomic.atomic_write_json(cfg.report, report)
+    write_report(cfg.report, report)
     return TransferOutcome(report=report, output=cfg.output, status=status, image=rgb)

@@ -26,12 +26,14 @@ def downloads_dir() -> pathlib.Path:
     return weights_file.weights_dir() / "downloads"
 
 
-def fetch(source_name: str, output: str | None = None, *, progress: bool = True, log=print) -> str:
+def fetch(source_name: str, output: str | None = None, *, progress: bool = True, log=print,
+          timeout: float = 30.0) -> str:
     """Downloads a source's file, checks its published checksum, converts it.
 
     The download goes to ``<weights dir>/downloads/`` as ``<name>.part`` until complete
     and verified, so an interrupted fetch resumes (or restarts) on the next run and a
-    partial file never looks complete. Returns the converted file's path.
+    partial file never looks complete. ``timeout`` bounds each socket operation (the
+    connect, each read). Returns the converted file's path.
     """
     source = sources.get_source(source_name)
     if not source.url:
@@ -59,6 +61,7 @@ def fetch(source_name: str, output: str | None = None, *, progress: bool = True,
             md5=source.md5,
             sha256=full_sha256,
             progress=progress,
+            timeout=timeout,
             offline_hint=(
                 f"download {source.url} by other means and run: stylejax weights convert "
                 f"{source.filename}"
