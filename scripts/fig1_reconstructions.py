@@ -18,10 +18,8 @@ picture, dB) and ``psnr_falls_with_depth`` (strictly falling, computed); for the
 row ``style_gram_distance_by_set`` (relative Gram distance to the painting over all five
 style layers) and ``style_gram_distance_falls_with_layers``.
 
-Runtime at the defaults (64 px, 20 L-BFGS iterations, --weights random) on the 2-core
-development CPU: 32 s wall measured (18 s optimising, 6 s compiling, the rest importing
-jax and building the random weights). At 512 px and 500 iterations on one GPU: 2-4
-minutes for the 10 members (an estimate, not measured: no GPU was available).
+Runtime at the defaults (64 px, 20 L-BFGS iterations, --weights random) on a 2-core AMD
+EPYC CPU, and the trend checks measured with them: docs/figures.md.
 """
 
 from __future__ import annotations

@@ -24,10 +24,8 @@ Gram distance of the result to its painting over conv1_1..conv5_1 next to the ph
 distance to that painting (the result should be closer in style than the photo:
 ``closer_in_style_than_photo`` per panel, ``all_closer_in_style_than_photo`` overall).
 
-Runtime at the defaults (64 px, 20 L-BFGS iterations, --weights random) on the 2-core
-development CPU: 17 s wall measured for the four available panels (6 s optimising, 3 s
-compiling once). At 512 px and 500 iterations on one GPU: 1-2 minutes (an estimate, not
-measured: no GPU was available).
+Runtime at the defaults (64 px, 20 L-BFGS iterations, --weights random) on a 2-core AMD
+EPYC CPU, and the trend checks measured with them: docs/figures.md.
 """
 
 from __future__ import annotations

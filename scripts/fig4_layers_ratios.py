@@ -18,14 +18,12 @@ the result to the photo, averaged over the five layer sets) with
 Gram distance of the result to the painting over conv1_1..conv5_1, averaged over the
 layer sets) with ``gram_distance_rises_with_ratio``; the final (unweighted) content loss
 per ratio, ``content_loss_falls_with_ratio``, checks the trade-off itself whatever the
-weights; the full tables per layer set too. On random weights SSIM need not rise: their
-conv4_2 does not pin the photo's pixels (see Fig. 1's conv4_2 reconstruction), so at large
-alpha/beta the result keeps much of the initial noise, which the style term would smooth.
+weights; the full tables per layer set too. With random weights the members take the
+``random`` preset's balance (each ratio r as balance 0.03 r / 1e-3, content layer conv2_2:
+a random conv4_2 does not pin the photo's pixels), under which the SSIM trend holds.
 
-Runtime at the defaults (64 px, 20 L-BFGS iterations, --weights random) on the 2-core
-development CPU: 48 s wall measured (38 s optimising the 20 members, 3 s compiling). At
-512 px and 500 iterations on one GPU: 4-8 minutes (an estimate, not measured: no GPU was
-available).
+Runtime at the defaults (64 px, 20 L-BFGS iterations, --weights random) on a 2-core AMD
+EPYC CPU, and the trend checks measured with them: docs/figures.md.
 """
 
 from __future__ import annotations

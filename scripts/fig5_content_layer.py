@@ -17,9 +17,8 @@ Measured in results.json: ``ssim_to_content`` of each result and
 ``ssim_higher_with_conv2_2`` (the lower layer keeps more of the photo's detail, so its
 SSIM to the photo is expected to be the higher one).
 
-Runtime at the defaults (64 px, 20 L-BFGS iterations, --weights random) on the 2-core
-development CPU: 12 s wall measured (4 s optimising, 3 s compiling). At 512 px and 500
-iterations on one GPU: about a minute (an estimate, not measured: no GPU was available).
+Runtime at the defaults (64 px, 20 L-BFGS iterations, --weights random) on a 2-core AMD
+EPYC CPU, and the trend checks measured with them: docs/figures.md.
 """
 
 from __future__ import annotations

@@ -19,10 +19,8 @@ again as a second one-member sweep, RMS difference to the first run;
 ``fixed_init_deterministic`` when below 1/255), plus the spread of the noise members'
 final losses (``noise_final_total_relative_spread``: (max - min) / mean).
 
-Runtime at the defaults (64 px, 20 L-BFGS iterations, --weights random) on the 2-core
-development CPU: 25 s wall measured (13 s optimising 6 + 1 members, 5 s compiling two
-sweeps). At 512 px and 500 iterations on one GPU: 2-3 minutes (an estimate, not
-measured: no GPU was available).
+Runtime at the defaults (64 px, 20 L-BFGS iterations, --weights random) on a 2-core AMD
+EPYC CPU, and the trend checks measured with them: docs/figures.md.
 """
 
 from __future__ import annotations

@@ -16,9 +16,8 @@ to the style photo over conv1_1..conv5_1 of the result (``style_gram_distance``)
 the content photo it started from (``initial_style_gram_distance``), with
 ``style_gram_distance_fell`` when the first is the smaller.
 
-Runtime at the defaults (64 px, 20 L-BFGS iterations, --weights random) on the 2-core
-development CPU: 11 s wall measured (2 s optimising, 4 s compiling). At 512 px and 500
-iterations on one GPU: under a minute (an estimate, not measured: no GPU was available).
+Runtime at the defaults (64 px, 20 L-BFGS iterations, --weights random) on a 2-core AMD
+EPYC CPU, and the trend checks measured with them: docs/figures.md.
 """
 
 from __future__ import annotations

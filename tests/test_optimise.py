@@ -72,7 +72,7 @@ def test_evaluation_count_matches_the_objective_calls(problem, optimizer, monkey
         assert result.evaluations >= 6
 
 
-@pytest.mark.parametrize("optimizer", ["lbfgs", "adam"])
+@pytest.mark.parametrize("optimizer", [pytest.param("lbfgs", marks=pytest.mark.slow), "adam"])
 def test_chunk_size_does_not_change_the_result(problem, optimizer):
     spec = optimise.SolverSpec(optimizer, SPEC)
     one = optimise.solve(problem[3], _args(problem), spec, 7, chunk_size=1)

@@ -3,9 +3,12 @@
 import os
 import re
 
+import pytest
+
 README = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "README.md")
 
 
+@pytest.mark.slow  # a whole random-preset transfer: about 40 s, most of it compiling
 def test_readme_python_block_runs(capsys):
     with open(README, encoding="utf-8") as handle:
         blocks = re.findall(r"^```python\n(.*?)^```", handle.read(), flags=re.S | re.M)

@@ -221,6 +221,7 @@ def test_a_diverging_member_stops_alone_and_keeps_its_last_finite_image(setup, m
     assert report["members"][1]["history"] == [] and (tmp_path / "grid.png").is_file()
 
 
+@pytest.mark.slow
 def test_ctrl_c_stops_a_sweep_after_the_running_chunk_and_marks_its_members(setup):
     _, _, weights = setup
     content, style = samples.sample_images(22)

@@ -1,7 +1,7 @@
 """The 3x3 convolution (stride 1, padding 1) of one (H, W, C) image, three ways.
 
 All three compute the same function and the same gradients, up to float32 rounding;
-they differ in speed, per backend (README, "Performance"):
+they differ in speed, per backend (docs/performance.md):
 
 - ``lax``: ``lax.conv_general_dilated`` with JAX's own gradient: the reference.
 - ``direct``: the same forward convolution; the input gradient is a forward-layout
@@ -36,7 +36,7 @@ import numpy as np
 
 ALGORITHMS = ("lax", "direct", "winograd")
 
-# Per backend, from the benchmark (README, "Performance"): on XLA:CPU F(2x2, 3x3) took a
+# Per backend, from the benchmark (docs/performance.md): on XLA:CPU F(2x2, 3x3) took a
 # 128 px evaluation from 116 to 87 ms and a 256 px one from 464 to 318 ms. Accelerators
 # keep the direct path (cuDNN chooses its own algorithms); not measured here.
 DEFAULT_ALGORITHMS = {"cpu": "winograd"}

@@ -66,8 +66,8 @@ PRESETS: dict[str, dict] = {
 }
 
 # Compiled chunk length per (backend, optimizer), measured on the 2-core CPU. First by
-# scripts/bench_chunks.py (README, "Measured"), then, with Winograd convolutions, by
-# `stylejax bench` (README, "Performance"; 128 px, ms per evaluation): L-BFGS chunks of
+# scripts/bench_chunks.py (docs/performance.md), then, with Winograd convolutions, by
+# `stylejax bench` (docs/performance.md; 128 px, ms per evaluation): L-BFGS chunks of
 # 10: 77, one step per call: 87, the whole solve in one program: 79; Adam 81 / 80 / 81.
 # Accelerators: not yet measured.
 DEFAULT_CHUNKS = {("cpu", "lbfgs"): 10, ("cpu", "adam"): 10}

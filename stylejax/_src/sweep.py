@@ -15,7 +15,7 @@ Batch modes (all compile the solver once for the whole sweep):
   most trials is done. ``run_sweep(count_evaluations=True)`` measures what actually ran.
 - ``map``: ``lax.map`` over members with ``batch_size`` members vmapped at a time.
 - ``loop``: the one compiled solver called per member from Python.
-- ``auto``: per backend, from measurement (see SWEEP_MODES and README "Sweeps").
+- ``auto``: per backend, from measurement (see SWEEP_MODES and docs/sweeps.md).
 
 The member axis can be sharded over all local devices (``shard=True``): members are
 padded to a multiple of the device count and laid out with a ``NamedSharding``; on one
@@ -39,7 +39,7 @@ from stylejax._src import layers as vgg_layers
 from stylejax._src.errors import invalid
 
 BATCH_MODES = ("auto", "vmap", "map", "loop")
-# auto, per (backend, optimizer): measured with scripts/bench_sweep.py (README "Sweeps").
+# auto, per (backend, optimizer): measured with scripts/bench_sweep.py (docs/sweeps.md).
 SWEEP_MODES = {("cpu", "lbfgs"): "loop", ("cpu", "adam"): "vmap"}
 ACCELERATOR_MODE = "vmap"
 _PAPER = presets.PRESETS["paper"]  # a member's defaults: the paper's settings

@@ -145,5 +145,5 @@ def run_demo(out_dir: str, weights: str = "auto-or-random", size=None, iteration
         f"{quality.format_measures(measures)}"
     )
     if random:
-        say("demo: made with RANDOM weights; see README 'Weights' for pretrained ones")
+        say("demo: made with RANDOM weights; README 'Weights' says how to get pretrained ones")
     return DemoResult(out_dir=out_dir, status=outcome.status, report=report)
