@@ -31,7 +31,6 @@ EPYC CPU, and the trend checks measured with them: docs/figures.md.
 from __future__ import annotations
 
 import os
-import sys
 
 from stylejax.cli import figures
 
@@ -108,4 +107,4 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    figures.leave(main())

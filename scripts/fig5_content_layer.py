@@ -23,8 +23,6 @@ EPYC CPU, and the trend checks measured with them: docs/figures.md.
 
 from __future__ import annotations
 
-import sys
-
 import stylejax
 from stylejax.cli import figures
 
@@ -66,4 +64,4 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    figures.leave(main())

@@ -25,8 +25,6 @@ EPYC CPU, and the trend checks measured with them: docs/figures.md.
 
 from __future__ import annotations
 
-import sys
-
 import numpy as np
 
 import stylejax
@@ -75,4 +73,4 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    figures.leave(main())

@@ -22,8 +22,6 @@ EPYC CPU, and the trend checks measured with them: docs/figures.md.
 
 from __future__ import annotations
 
-import sys
-
 from stylejax.cli import figures
 
 NAME = "fig7_photo_to_photo"
@@ -63,4 +61,4 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    figures.leave(main())

@@ -4,38 +4,41 @@ The public API (weights I/O under :mod:`stylejax.weights`); the implementation l
 ``stylejax._src``, the command line in ``stylejax.cli``.
 """
 
-from stylejax import weights
-from stylejax._src import layers
-from stylejax._src.losses import (
-    LossSpec,
-    LossTerms,
-    LossWeights,
-    Targets,
-    compute_targets,
-    content_loss,
-    gram,
-    loss_terms,
-    objective,
-    style_layer_loss,
-    tv_loss,
-)
-from stylejax._src.optimise import SolveArgs, SolveResult, SolverSpec, solve
-from stylejax._src.presets import PRESETS, balance_for_ratio
-from stylejax._src.quality import quality_measures
-from stylejax._src.samples import sample_images
-from stylejax._src.sweep import Member, SweepResult, product, run_sweep
-from stylejax._src.transfer import transfer
-from stylejax._src.vgg import features
+import importlib
+
 from stylejax._version import __version__
+
+# Each public name and the module that defines it. Imported on first use (PEP 562): the
+# ``stylejax`` command installs its signal handlers before JAX loads, which takes seconds,
+# and ``stylejax --help`` answers at once. Flax is imported only for VGG19.
+_EXPORTS = {
+    "weights": "stylejax.weights",
+    "layers": "stylejax._src.layers",
+    **dict.fromkeys(("LossSpec", "LossTerms", "LossWeights", "Targets", "compute_targets",
+                     "content_loss", "gram", "loss_terms", "objective", "style_layer_loss",
+                     "tv_loss"), "stylejax._src.losses"),
+    **dict.fromkeys(("SolveArgs", "SolveResult", "SolverSpec", "solve"), "stylejax._src.optimise"),
+    **dict.fromkeys(("PRESETS", "balance_for_ratio"), "stylejax._src.presets"),
+    "quality_measures": "stylejax._src.quality",
+    "sample_images": "stylejax._src.samples",
+    **dict.fromkeys(("Member", "SweepResult", "product", "run_sweep"), "stylejax._src.sweep"),
+    "transfer": "stylejax._src.transfer",
+    "features": "stylejax._src.vgg",
+    "VGG19": "stylejax._src.flax_vgg",
+}
 
 
 def __getattr__(name):
-    # Flax is imported only by code that asks for the module view of the network.
-    if name == "VGG19":
-        from stylejax._src.flax_vgg import VGG19
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'stylejax' has no attribute {name!r}")
+    module = importlib.import_module(_EXPORTS[name])
+    value = module if name in ("weights", "layers") else getattr(module, name)
+    globals()[name] = value
+    return value
 
-        return VGG19
-    raise AttributeError(f"module 'stylejax' has no attribute {name!r}")
+
+def __dir__():
+    return sorted({*globals(), *_EXPORTS})
 
 
 __all__ = [

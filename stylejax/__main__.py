@@ -1,7 +1,5 @@
 """``python -m stylejax`` is the ``stylejax`` command."""
 
-import sys
+from stylejax.cli.commands import console_main
 
-from stylejax.cli import main
-
-sys.exit(main())
+console_main()

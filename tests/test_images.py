@@ -2,7 +2,9 @@
 
 import json
 import os
+import warnings
 
+import image_files
 import numpy as np
 import pytest
 from PIL import Image, ImageFile
@@ -345,51 +347,6 @@ def test_resize_preserves_mean_of_smooth_image():
 # --------------------------------------------------------------------------- writing
 
 
-def test_check_output_path_ok_creates_nothing(tmp_path):
-    before = sorted(os.listdir(tmp_path))
-    images.check_output_path(tmp_path / "out.png")
-    images.check_output_path(str(tmp_path / "out.png"), what="loss plot")
-    assert sorted(os.listdir(tmp_path)) == before
-
-
-def test_check_output_path_existing_file_ok(tmp_path):
-    path = tmp_path / "out.png"
-    path.write_bytes(b"old")
-    images.check_output_path(path)
-    assert path.read_bytes() == b"old"
-
-
-def test_check_output_path_missing_folder(tmp_path):
-    path = str(tmp_path / "missing" / "out.png")
-    with pytest.raises(UserError, match="does not exist") as info:
-        images.check_output_path(path)
-    assert path in str(info.value)
-    assert not (tmp_path / "missing").exists()
-
-
-def test_check_output_path_parent_is_file(tmp_path):
-    (tmp_path / "file").write_text("x")
-    path = str(tmp_path / "file" / "out.png")
-    with pytest.raises(UserError, match="not a folder") as info:
-        images.check_output_path(path)
-    assert path in str(info.value)
-
-
-def test_check_output_path_is_folder(tmp_path):
-    with pytest.raises(UserError, match="is a folder") as info:
-        images.check_output_path(tmp_path, what="loss plot")
-    assert str(tmp_path) in str(info.value)
-    assert "loss plot" in str(info.value)
-
-
-@pytest.mark.skipif(not os.path.isdir("/proc"), reason="needs /proc (Linux)")
-def test_check_output_path_unwritable_folder():
-    # Even root cannot create files in /proc, and os.access would say it can.
-    with pytest.raises(UserError, match="cannot create files") as info:
-        images.check_output_path("/proc/x.png")
-    assert "/proc/x.png" in str(info.value)
-
-
 def test_save_png_round_trip_with_metadata(tmp_path):
     rng = np.random.default_rng(2)
     source = rng.random((20, 24, 3), dtype=np.float32)
@@ -462,6 +419,33 @@ def test_save_png_rejects_bad_metadata_before_writing(tmp_path, metadata, error)
         images.save_png(path, np.zeros((16, 16, 3), np.float32), metadata)
     assert path.read_bytes() == b"previous result"
     assert sorted(os.listdir(tmp_path)) == ["out.png"]
+
+
+def test_an_image_declaring_too_many_pixels_is_refused_before_decoding(tmp_path):
+    bomb = image_files.png_declaring(tmp_path / "bomb.png", 13000, 13000)
+    assert os.path.getsize(bomb) < 1000
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # Pillow's own warning must not leak out
+        with pytest.raises(UserError, match="too large to read safely") as info:
+            images.load_image(bomb)
+    message = str(info.value)
+    assert "13000x13000" in message and "169 MP" in message and "89 MP" in message, message
+
+
+def test_an_image_just_under_the_pixel_limit_is_not_refused_for_its_size(tmp_path):
+    side = int(images.MAX_INPUT_PIXELS**0.5)
+    declared = image_files.png_declaring(tmp_path / "big.png", side, side)
+    with pytest.raises(UserError) as info:  # its data is 16x16 px, so decoding fails
+        images.load_image(declared)
+    assert "too large" not in str(info.value)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs (POSIX)")
+def test_a_fifo_is_refused_without_opening_it(tmp_path):
+    fifo = tmp_path / "f.png"
+    os.mkfifo(fifo)
+    with pytest.raises(UserError, match="FIFO"):  # would block forever in open()
+        images.load_image(fifo)
 
 
 def test_save_png_rejects_wrong_shape(tmp_path):

@@ -259,13 +259,13 @@ def test_in_memory_weights(params):
 
 def test_missing_file(tmp_path):
     message = _load_error(tmp_path / "nope.h5")
-    assert "not found" in message
+    assert "no such file" in message
 
 
 def test_directory(tmp_path):
     directory = tmp_path / "dir.h5"
     directory.mkdir()
-    assert "is a directory" in _load_error(directory)
+    assert "folder" in _load_error(directory)
 
 
 @pytest.mark.parametrize("content", [b"", b"conv1_1 kernel\nnot hdf5\n"])

@@ -268,6 +268,15 @@ def compile_solver(image, args: SolveArgs, spec: SolverSpec, chunk_size: int) ->
     return CompiledSolver(prepare, init, chunk, time.perf_counter() - start)
 
 
+def chunk_length(chunk_size: int, iterations: int, default: int) -> int:
+    """The compiled chunk length for a run of ``iterations``: ``chunk_size``, but no longer
+    than the run or ``default``, whichever is longer. A chunk holds one float32 per
+    iteration, so a chunk of 2**31 iterations would allocate 8 GiB for a run of 2; keeping
+    ``default`` as the floor lets short runs share the default chunk's compiled program.
+    """
+    return max(1, min(chunk_size, max(iterations, default)))
+
+
 @dataclasses.dataclass
 class Driven:
     """What :func:`drive` returns."""

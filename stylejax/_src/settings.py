@@ -10,6 +10,8 @@ from __future__ import annotations
 import dataclasses
 import math
 
+import numpy as np
+
 from stylejax._src import layers as vgg_layers
 from stylejax._src import vgg
 from stylejax._src.errors import InvalidSetting, quote
@@ -25,14 +27,25 @@ NAMES = (
 )
 
 
+# The largest float32: every weight becomes a float32 in the compiled program, so a larger
+# value would turn into infinity there.
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+# The largest count: the compiled loops count iterations in int32.
+COUNT_MAX = 2**31 - 1
+
+
 def _finite(value, name: str, *, zero_allowed: bool) -> float:
     try:
-        number = float(value)
+        # A JSON true is not the number 1.
+        number = math.nan if isinstance(value, bool) else float(value)
     except (TypeError, ValueError):
         number = math.nan
+    kind = "non-negative" if zero_allowed else "positive"
     if not math.isfinite(number) or number < 0 or (number == 0 and not zero_allowed):
-        kind = "non-negative" if zero_allowed else "positive"
         raise InvalidSetting(f"{{}} must be a {kind} finite number, got " + quote(value), name)
+    if number > FLOAT32_MAX:
+        raise InvalidSetting(f"{{}} must be a {kind} number at most {FLOAT32_MAX:.4g} "
+                             "(float32's largest), got " + quote(value), name)
     return number
 
 
@@ -47,13 +60,16 @@ def non_negative_finite(value, name: str) -> float:
 
 
 def count(value, name: str, minimum: int = 0) -> int:
-    """A whole number >= minimum, or InvalidSetting naming ``name`` and the value."""
+    """A whole number in [minimum, COUNT_MAX], or InvalidSetting naming ``name`` and the value."""
     try:
-        number = int(str(value).strip())
+        number = minimum - 1 if isinstance(value, bool) else int(str(value).strip())
     except ValueError:
         number = minimum - 1
     if number < minimum:
         raise InvalidSetting(f"{{}} must be a whole number >= {minimum}, got " + quote(value), name)
+    if number > COUNT_MAX:
+        raise InvalidSetting(f"{{}} must be a whole number at most {COUNT_MAX} (int32's largest), got "
+                             + quote(value), name)
     return number
 
 

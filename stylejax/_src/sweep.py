@@ -314,7 +314,8 @@ def run_sweep(
 
     backend = jax.default_backend()
     mode = default_mode(backend, optimizer) if mode == "auto" else mode
-    chunk_size = chunk_size or presets.default_chunk(backend, optimizer)
+    default_chunk = presets.default_chunk(backend, optimizer)
+    chunk_size = optimise.chunk_length(chunk_size or default_chunk, iterations, default_chunk)
     convention = weights.convention
     lr = lr if lr is not None else presets.ADAM_STEP_FRACTION * convention.unit
     spec = loss_spec(members, pooling)

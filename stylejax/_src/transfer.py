@@ -161,7 +161,8 @@ def run(
     convention = weights.convention
     lr = cfg.lr if cfg.lr is not None else presets.ADAM_STEP_FRACTION * convention.unit
     backend = jax.default_backend()
-    chunk = cfg.chunk or presets.default_chunk(backend, cfg.optimizer)
+    default_chunk = presets.default_chunk(backend, cfg.optimizer)
+    chunk = optimise.chunk_length(cfg.chunk or default_chunk, cfg.iterations, default_chunk)
     cfg = dataclasses.replace(cfg, lr=lr, chunk=chunk)
 
     spec = loss_spec(cfg)

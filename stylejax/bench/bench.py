@@ -34,9 +34,9 @@ from collections.abc import Callable
 
 import jax
 
-from stylejax._src import convolution, optimise, presets, sweep
+from stylejax._src import budget, convolution, optimise, presets, sweep
 from stylejax._src.errors import UserError
-from stylejax._src.files import atomic, images
+from stylejax._src.files import atomic, paths
 from stylejax._src.weights.weights_source import is_random, resolve_weights
 from stylejax.bench import bench_problem, bench_torch
 from stylejax.cli import config, demo
@@ -64,6 +64,7 @@ class BenchConfig:
     torch_sizes: tuple[int, ...] = (128, 256)
     torch_calls: int = 3
     adam_steps: int = 10
+    max_memory: str | None = None  # --max-memory: GiB, "none", or None (what is available)
 
 
 # A few seconds of work in each section: what CI runs so the benchmark cannot rot.
@@ -280,6 +281,24 @@ def plot(results: dict, path: str, title: str) -> None:
         plt.close(figure)
 
 
+def check_memory(cfg: BenchConfig) -> None:
+    """Refuses, before any work, a benchmark whose largest problem would not fit: the
+    largest size of the sections asked for, square, with the paper's layers (and the
+    largest sweep, all members at once)."""
+    sides = {"modes": [cfg.modes_size], "sizes": list(cfg.sizes), "torch": list(cfg.torch_sizes)}
+    layers = ("conv4_2", *presets.PRESETS["paper"]["style_layers"])
+    for section in cfg.sections:
+        for side in sides.get(section, []):
+            config.check_memory(f"the {section} section at {side}x{side} px",
+                                budget.estimate_bytes(side, side, layers, "lbfgs"), cfg.max_memory)
+    if "sweep" in cfg.sections:
+        members = max(cfg.sweep_members)
+        needed = budget.estimate_bytes(cfg.sweep_size, cfg.sweep_size, layers, "lbfgs",
+                                       members=members, members_in_flight=members)
+        config.check_memory(f"the sweep section ({members} members at {cfg.sweep_size} px)",
+                            needed, cfg.max_memory)
+
+
 def run(cfg: BenchConfig, out_dir: str, log: Callable[[str], None] = print) -> dict:
     """Runs the sections of ``cfg``, prints their tables, writes bench.json/.md/.png."""
     unknown = [s for s in cfg.sections if s not in SECTIONS]
@@ -289,7 +308,8 @@ def run(cfg: BenchConfig, out_dir: str, log: Callable[[str], None] = print) -> d
         convolution.resolve(cfg.convolution)
     except ValueError as error:
         raise UserError(str(error)) from None
-    images.prepare_output_folder(out_dir, "bench output")
+    check_memory(cfg)
+    paths.prepare_output_folder(out_dir, "bench output")
     weights = resolve_weights(cfg.weights)
     weights_label = ("RANDOM WEIGHTS (seeded He-normal VGG19, normalised; speed does not depend on the values)"
                      if is_random(weights) else weights.source)

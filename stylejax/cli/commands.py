@@ -10,7 +10,11 @@ import argparse
 import sys
 
 from stylejax._version import __version__
-from stylejax.cli.exit_codes import EXIT_INTERRUPTED, EXIT_USER_ERROR
+from stylejax.cli import signals
+from stylejax.cli.exit_codes import EXIT_INTERRUPTED, EXIT_TERMINATED, EXIT_USER_ERROR, leave
+
+MAX_MEMORY_HELP = ("refuse a run estimated to need more than this many GiB (default: the "
+                   "memory available now); none: no check")
 
 
 class _UsageError(Exception):
@@ -52,6 +56,7 @@ def _add_transfer_options(parser: argparse.ArgumentParser) -> None:
     add("--save-every", dest="save_every", help="also save the image every N iterations")
     add("--chunk", help="iterations per compiled chunk (default: measured per backend)")
     add("--report", help="write the JSON report here")
+    add("--max-memory", dest="max_memory", help=MAX_MEMORY_HELP)
     add("--quiet", action="store_true", default=None, help="no progress bar or messages")
     add("--debug", action="store_true", help="show tracebacks")
 
@@ -109,6 +114,10 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--pooling", default="avg", choices=("avg", "max"))
     sweep.add_argument("--seed", default="0", help="seed of --weights random")
     sweep.add_argument("--chunk")
+    sweep.add_argument("--max-memory", dest="max_memory", help=MAX_MEMORY_HELP)
+    sweep.add_argument("--overwrite", action="store_true",
+                       help="replace the files of an earlier sweep in the output folder (only "
+                            "those its results.json lists)")
     sweep.add_argument("--quiet", action="store_true")
     sweep.add_argument("--debug", action="store_true")
 
@@ -125,6 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--torch-sizes", default=None, help="image sizes of the PyTorch comparison (default 128,256)")
     bench.add_argument("--convolution", default="auto", help="auto, lax, direct or winograd (default auto)")
     bench.add_argument("--weights", default="random", help="random (default) or a stylejax weights file")
+    bench.add_argument("--max-memory", dest="max_memory", help=MAX_MEMORY_HELP)
     bench.add_argument("--quiet", action="store_true", help="tables only, no progress lines")
     bench.add_argument("--debug", action="store_true", help="show tracebacks")
 
@@ -166,7 +176,7 @@ def _transfer(args, say) -> int:
             "weights", "preset", "size", "iterations", "optimizer", "lr", "ratio",
             "content_weight", "style_weight", "content_layer", "style_layers",
             "style_layer_weights", "tv_weight", "balance", "tv_balance", "init", "seed", "pooling", "save_every",
-            "chunk", "report", "quiet",
+            "chunk", "report", "quiet", "max_memory",
         )
     }
     cfg = config_lib.resolve(args.content, args.style, args.output, overrides)
@@ -235,7 +245,8 @@ def _bench(args, say) -> int:
         changes["sweep_size"] = config_lib.count(args.sweep_size, "--sweep-size", minimum=16)
     if args.torch_sizes:
         changes["torch_sizes"] = bench.parse_sizes(args.torch_sizes, "--torch-sizes")
-    cfg = dataclasses.replace(cfg, convolution=args.convolution, weights=args.weights, **changes)
+    cfg = dataclasses.replace(cfg, convolution=args.convolution, weights=args.weights,
+                              max_memory=args.max_memory, **changes)
     bench.run(cfg, args.out, log=say)
     return 0
 
@@ -288,20 +299,22 @@ def _sweep(args, say) -> int:
         pooling=args.pooling, seed=config_lib.count(args.seed, "--seed"), mode=args.batch_mode,
         batch_size=None if args.batch_size is None else config_lib.count(args.batch_size, "--batch-size", 1),
         chunk=None if args.chunk is None else config_lib.count(args.chunk, "--chunk", 1),
-        preset=(preset_name, reason), log=say,
+        preset=(preset_name, reason), overwrite=args.overwrite, max_memory=args.max_memory, log=say,
     )
     statuses = [member["status"] for member in report["members"]]
     for index, status in enumerate(statuses):
         if status != "done":
-            print(f"stylejax sweep: member {index}: {status}", file=sys.stderr)
-    return EXIT_INTERRUPTED if "interrupted" in statuses else 0
+            print(f"stylejax sweep: member {index}: {status}; its image is the last finite one"
+                  if status.startswith("non-finite") else f"stylejax sweep: member {index}: {status}",
+                  file=sys.stderr)
+    if "interrupted" in statuses:
+        return EXIT_INTERRUPTED
+    # A member that did not finish is a failed run, as a transfer's non-finite objective is.
+    return 0 if all(status == "done" for status in statuses) else EXIT_USER_ERROR
 
 
 def main(argv: list[str] | None = None) -> int:
     """Runs the CLI; returns the exit status."""
-    from stylejax._src.errors import InvalidSetting, UserError
-    from stylejax.cli.config import flag
-
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
     parser = build_parser()
@@ -320,28 +333,51 @@ def main(argv: list[str] | None = None) -> int:
         if not quiet:
             print(line, file=sys.stderr, flush=True)
 
+    with signals.handled() as received:
+        code = _run(args, say, debug)
+    if code == EXIT_INTERRUPTED and received.terminated:
+        return EXIT_TERMINATED
+    return code
+
+
+def _run(args, say, debug: bool) -> int:
+    """Runs the command; a user error becomes one line and status 2, an interruption
+    (Ctrl-C, or SIGTERM through it) status 130, wherever it strikes: the imports (JAX's
+    take seconds) included."""
     try:
-        if args.command == "transfer":
-            return _transfer(args, say)
-        if args.command == "weights":
-            return _weights(args, say)
-        if args.command == "sweep":
-            return _sweep(args, say)
-        if args.command == "bench":
-            return _bench(args, say)
-        return _demo(args, say)
-    except (UserError, InvalidSetting) as error:
-        if debug:
-            raise
-        message = error.named(flag) if isinstance(error, InvalidSetting) else error
-        print(f"stylejax {args.command}: error: {message}", file=sys.stderr)
-        return EXIT_USER_ERROR
+        return _dispatch(args, say)
     except KeyboardInterrupt:
         if debug:
             raise
         print(f"stylejax {args.command}: interrupted; no output was written", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except Exception as error:
+        from stylejax._src.errors import InvalidSetting, UserError
+        from stylejax.cli.config import flag
+
+        if debug or not isinstance(error, (UserError, InvalidSetting)):
+            raise
+        message = error.named(flag) if isinstance(error, InvalidSetting) else error
+        print(f"stylejax {args.command}: error: {message}", file=sys.stderr)
+        return EXIT_USER_ERROR
+
+
+def _dispatch(args, say) -> int:
+    if args.command == "transfer":
+        return _transfer(args, say)
+    if args.command == "weights":
+        return _weights(args, say)
+    if args.command == "sweep":
+        return _sweep(args, say)
+    if args.command == "bench":
+        return _bench(args, say)
+    return _demo(args, say)
+
+
+def console_main() -> None:
+    """The ``stylejax`` executable: :func:`main`, then the exit (:func:`exit_codes.leave`)."""
+    leave(main())
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    console_main()

@@ -27,12 +27,40 @@ class TransferConfig(Settings):
     weights: str = "auto"
     report: str | None = None
     quiet: bool = False
+    max_memory: str | None = None  # GiB, "none", or None: the memory available
+
+
+def memory_limit(text: str | None) -> float | None:
+    """``--max-memory``: GiB as bytes; ``none`` switches the check off (inf); not given:
+    the memory available now (stylejax/_src/budget.py), or None where it cannot be read.
+
+    Raises:
+      UserError: not a positive number or ``none``.
+    """
+    from stylejax._src import budget
+
+    if text is None:
+        return budget.available_bytes()
+    if str(text).strip().lower() == "none":
+        return float("inf")
+    return positive_finite(text, "--max-memory") * 2**30
+
+
+def check_memory(what: str, needed: int, max_memory: str | None) -> None:
+    """Refuses a run whose estimated memory exceeds ``--max-memory`` (one line, naming it)."""
+    from stylejax._src import budget
+
+    try:
+        budget.check(needed, memory_limit(max_memory), what)
+    except InvalidSetting as error:
+        raise user_error(error) from None
 
 
 def flag(name: str) -> str:
     """The flag that sets a setting (``content_weight`` -> ``--content-weight``); other
     names (``each style layer weight``) as they are."""
-    return f"--{name.replace('_', '-')}" if name in settings_lib.NAMES or name == "preset" else name
+    flags = (*settings_lib.NAMES, "preset", "max_memory")
+    return f"--{name.replace('_', '-')}" if name in flags else name
 
 
 def user_error(error: InvalidSetting) -> UserError:
@@ -71,7 +99,7 @@ def resolve(content: str, style: str, output: str, overrides: dict) -> TransferC
     """
     given = {k: v for k, v in overrides.items() if v is not None}
     preset_name, reason = choose_preset(given)
-    files = {k: given.pop(k) for k in ("report", "quiet") if k in given}
+    files = {k: given.pop(k) for k in ("report", "quiet", "max_memory") if k in given}
     weights = str(given.pop("weights", PRESETS[preset_name]["weights"]))
     given.pop("preset", None)
     try:
@@ -79,7 +107,8 @@ def resolve(content: str, style: str, output: str, overrides: dict) -> TransferC
     except InvalidSetting as error:
         raise user_error(error) from None
     return TransferConfig(**resolved, content=content, style=style, output=output, weights=weights,
-                          report=files.get("report"), quiet=bool(files.get("quiet", False)))
+                          report=files.get("report"), quiet=bool(files.get("quiet", False)),
+                          max_memory=files.get("max_memory"))
 
 
 def choose_preset(given: dict) -> tuple[str, str]:

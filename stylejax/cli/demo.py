@@ -21,9 +21,9 @@ from __future__ import annotations
 import dataclasses
 import os
 
-from stylejax._src import image_ops, quality
+from stylejax._src import budget, image_ops, presets, quality
 from stylejax._src.errors import UserError
-from stylejax._src.files import images
+from stylejax._src.files import images, paths
 from stylejax._src.weights import weights_commands, weights_file
 from stylejax._src.weights.weights_source import RANDOM_BANNER, is_random, resolve_weights
 from stylejax.cli import config as config_lib
@@ -91,7 +91,9 @@ def run_demo(out_dir: str, weights: str = "auto-or-random", size=None, iteration
     size = config_lib.count(size if size is not None else DEMO_SIZE, "--size", minimum=16)
     if iterations is not None:
         iterations = config_lib.count(iterations, "--iterations")
-    images.prepare_output_folder(out_dir, "demo output")
+    layers = ("conv4_2", *presets.PRESETS["paper"]["style_layers"])  # the deepest of both presets
+    config_lib.check_memory(f"a {size} px demo", budget.estimate_bytes(size, size, layers, "lbfgs"), None)
+    paths.prepare_output_folder(out_dir, "demo output")
 
     loaded = demo_weights(weights, offline, say)
     random = is_random(loaded)

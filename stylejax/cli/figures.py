@@ -34,16 +34,17 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from stylejax._src import image_ops, metrics, presets, sweep
+from stylejax._src import budget, image_ops, metrics, presets, sweep
 from stylejax._src import transfer as transfer_lib
 from stylejax._src.errors import InvalidSetting, UserError
-from stylejax._src.files import atomic, images
+from stylejax._src.files import atomic, images, paths
 from stylejax._src.layers import MIN_IMAGE_SIDE
 from stylejax._src.weights.weights_source import RANDOM_BANNER, is_random, resolve_weights
 from stylejax._version import __version__
 from stylejax.cli import config as config_lib
+from stylejax.cli import signals
 from stylejax.cli import transfer as transfer_command
-from stylejax.cli.exit_codes import EXIT_INTERRUPTED, EXIT_USER_ERROR
+from stylejax.cli.exit_codes import EXIT_INTERRUPTED, EXIT_TERMINATED, EXIT_USER_ERROR
 from stylejax.cli.grid import write_grid
 
 IMAGES_ENV = images.IMAGES_ENV
@@ -89,6 +90,9 @@ def common_arguments(*, images: bool = True) -> ArgumentParser:
     add("--batch-mode", dest="batch_mode", default="auto", choices=sweep.BATCH_MODES,
         help="how a sweep runs its members (default auto: per backend)")
     add("--optimizer", default="lbfgs", choices=("lbfgs", "adam"), help="lbfgs (the paper) or adam")
+    add("--max-memory", dest="max_memory", metavar="GIB",
+        help="refuse a figure estimated to need more than this many GiB (default: the memory "
+             "available now); none: no check")
     add("--quiet", action="store_true", help="no progress messages")
     add("--debug", action="store_true", help="show tracebacks instead of one-line errors")
     return parent
@@ -104,7 +108,8 @@ def run_main(fn: Callable[[list[str]], int | None]) -> Callable[..., int]:
     """Decorates ``fn(argv) -> status`` into ``main(argv=None) -> int``.
 
     A ``UserError`` prints ``<script>: error: <message>`` (one line) and returns 2;
-    Ctrl-C returns 130; ``--help`` returns 0; ``--debug`` re-raises instead.
+    Ctrl-C returns 130 (SIGTERM, which acts as Ctrl-C: 143); ``--help`` returns 0;
+    ``--debug`` re-raises instead. Scripts end with ``figures.leave(main())``.
     """
     name = os.path.splitext(os.path.basename(fn.__code__.co_filename))[0]
 
@@ -112,6 +117,11 @@ def run_main(fn: Callable[[list[str]], int | None]) -> Callable[..., int]:
     def main(argv: Sequence[str] | None = None) -> int:
         argv = list(sys.argv[1:] if argv is None else argv)
         debug = "--debug" in argv
+        with signals.handled() as received:
+            status = _call(argv, debug)
+        return EXIT_TERMINATED if status == EXIT_INTERRUPTED and received.terminated else status
+
+    def _call(argv: list[str], debug: bool) -> int:
         try:
             status = fn(argv)
         except (UserError, InvalidSetting) as error:
@@ -287,15 +297,20 @@ class FigureRun:
         self.seed = config_lib.count(args.seed, "--seed")
         self.paths = locate(args, needs)
         self.needs = {need.key: need for need in needs}
-        self.weights = resolve_weights(args.weights, seed=self.seed)
-        self.random = is_random(self.weights)
-        self._device_params = None
-        images.prepare_output_folder(args.out, "figure output")
-        self.out = args.out
-        self.log(RANDOM_BANNER if self.random else f"weights: {self.weights.path or self.weights.source}")
         content_key = needs[0].key
         content = images.load_image(self.paths[content_key])
         self.shape = image_ops.output_shape(content.shape[0], content.shape[1], self.size)
+        layers = ("conv4_2", *PAPER_STYLE_LAYERS)
+        config_lib.check_memory(f"a {self.shape[1]}x{self.shape[0]} px figure",
+                                budget.estimate_bytes(*self.shape, layers, args.optimizer),
+                                args.max_memory)
+        paths.check_output_folder(args.out, "figure output")
+        self.weights = resolve_weights(args.weights, seed=self.seed)
+        self.random = is_random(self.weights)
+        self._device_params = None
+        paths.prepare_output_folder(args.out, "figure output")
+        self.out = args.out
+        self.log(RANDOM_BANNER if self.random else f"weights: {self.weights.path or self.weights.source}")
         self.images = {content_key: image_ops.resize(content, self.shape)}
         for key, path in self.paths.items():
             if key != content_key and path is not None:
@@ -366,7 +381,7 @@ class FigureRun:
         result = sweep.run_sweep(
             self.images[content_key], self.images[style_key], members, self.weights,
             optimizer=self.args.optimizer, iterations=self.iterations, pooling=POOLING,
-            mode=self.args.batch_mode, progress=None if self.args.quiet else progress,
+            mode=self.args.batch_mode, progress=signals.checking(None if self.args.quiet else progress),
         )
         if "interrupted" in result.statuses:
             raise KeyboardInterrupt

@@ -9,16 +9,19 @@ import os
 
 import jax
 
-from stylejax._src import image_ops, presets, sweep
+from stylejax._src import budget, image_ops, presets, sweep
 from stylejax._src import layers as vgg_layers
-from stylejax._src.errors import UserError
-from stylejax._src.files import atomic, images
+from stylejax._src.errors import InvalidSetting, UserError
+from stylejax._src.files import atomic, images, paths
 from stylejax._src.transfer import device_description
 from stylejax._src.weights.weights_source import RANDOM_BANNER, is_random, resolve_weights
 from stylejax._version import __version__
 from stylejax.cli import config as config_lib
+from stylejax.cli import signals
 from stylejax.cli.grid import write_grid
 
+# A members file is a short list; anything larger is not one.
+_MEMBERS_MAX_BYTES = 16 * 2**20
 AXES = ("ratio", "style_layers", "content_layer", "init", "tv_weight")
 
 
@@ -46,43 +49,88 @@ def parse_tv_weights(text: str) -> tuple[float, ...]:
     return tuple(config_lib.non_negative_finite(p, "each --tv-weights value") for p in text.split(",") if p.strip())
 
 
-_MEMBER_KEYS = {"ratio", "style_layers", "style_layer_weights", "content_layer", "init", "tv_weight"}
+_MEMBER_KEYS = ("ratio", "style_layers", "style_layer_weights", "content_layer", "init", "tv_weight")
 
 
-def read_members(path: str) -> list[sweep.Member]:
-    """An explicit list of members from a JSON file (missing keys: the paper's values)."""
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _member(entry: dict, where: str) -> sweep.Member:
+    """One JSON entry as a Member, every key checked by type, then by value; missing keys
+    take the paper's values. ``where`` names the file and entry in errors."""
+    unknown = sorted(set(entry) - set(_MEMBER_KEYS))
+    if unknown:
+        raise UserError(f"{where}: unknown keys {unknown}; expected some of {', '.join(_MEMBER_KEYS)}")
+
+    def wrong(key: str, expected: str) -> UserError:
+        value = json.dumps(entry[key])
+        return UserError(f"{where}, key {key!r}: expected {expected}, got {value[:60]}")
+
+    for key in ("ratio", "tv_weight"):
+        if key in entry and not _is_number(entry[key]):
+            raise wrong(key, "a number")
+    if "style_layers" in entry:
+        layers = entry["style_layers"]
+        if isinstance(layers, str):
+            raise wrong("style_layers", f"a list of layer names such as [{json.dumps(layers)}]")
+        if not isinstance(layers, list) or not all(isinstance(n, str) for n in layers):
+            raise wrong("style_layers", "a list of layer names")
+        if not layers:
+            raise wrong("style_layers", "at least one layer")
+    weights = entry.get("style_layer_weights")
+    if weights is not None and (not isinstance(weights, list) or not all(_is_number(w) for w in weights)):
+        raise wrong("style_layer_weights", "a list of numbers, one per style layer, or null")
+    if entry.get("content_layer") is not None and not isinstance(entry["content_layer"], str):
+        raise wrong("content_layer", "a layer name or null")
+    if "init" in entry and not isinstance(entry["init"], str):
+        raise wrong("init", 'a string: "content", "style" or "noise:SEED"')
+
+    defaults = sweep.Member()
     try:
-        with open(path) as handle:
-            entries = json.load(handle)
-    except FileNotFoundError:
-        raise UserError(f"no such file: {path}") from None
-    except (OSError, json.JSONDecodeError) as error:
-        raise UserError(f"cannot read members file {path}: {error}") from None
-    if not isinstance(entries, list) or not entries or not all(isinstance(e, dict) for e in entries):
-        raise UserError(f"members file {path} must hold a non-empty JSON list of objects")
-    members = []
-    for number, entry in enumerate(entries):
-        unknown = set(entry) - _MEMBER_KEYS
-        if unknown:
-            raise UserError(f"members file {path}, entry {number}: unknown keys {sorted(unknown)}")
-        defaults = sweep.Member()
-        style_layers = tuple(vgg_layers.canonical_name(n) for n in entry.get("style_layers", defaults.style_layers))
-        weights = entry.get("style_layer_weights")
+        style_layers = vgg_layers.parse_layer_list(",".join(entry.get("style_layers", defaults.style_layers)))
         if weights is not None:
-            weights = tuple(config_lib.positive_finite(w, f"entry {number} style_layer_weights") for w in weights)
+            weights = tuple(config_lib.positive_finite(w, "each style_layer_weights value") for w in weights)
             if len(weights) != len(style_layers):
-                raise UserError(f"members file {path}, entry {number}: {len(weights)} weights for "
-                                f"{len(style_layers)} style layers")
+                raise UserError(f"{len(weights)} style_layer_weights for {len(style_layers)} style layers")
         content_layer = entry.get("content_layer", defaults.content_layer)
-        members.append(sweep.Member(
-            ratio=config_lib.positive_finite(entry.get("ratio", defaults.ratio), f"entry {number} ratio"),
+        return sweep.Member(
+            ratio=config_lib.positive_finite(entry.get("ratio", defaults.ratio), "ratio"),
             style_layers=style_layers,
             style_layer_weights=weights,
             content_layer=None if content_layer is None else vgg_layers.canonical_name(content_layer),
-            init=sweep.parse_init(str(entry.get("init", defaults.init))),
-            tv_weight=config_lib.non_negative_finite(entry.get("tv_weight", 0.0), f"entry {number} tv_weight"),
-        ))
-    return members
+            init=sweep.parse_init(entry.get("init", defaults.init)),
+            tv_weight=config_lib.non_negative_finite(entry.get("tv_weight", 0.0), "tv_weight"),
+        )
+    except (UserError, InvalidSetting) as error:
+        raise UserError(f"{where}: {error}") from None
+
+
+def read_members(path: str) -> list[sweep.Member]:
+    """An explicit list of members from a JSON file (missing keys: the paper's values).
+
+    Raises:
+      UserError: not a readable regular file, not UTF-8 JSON, not a non-empty list of
+        objects, or an entry with an unknown key or a value of the wrong type or range
+        (the entry and key named).
+    """
+    paths.check_input_file(path, "members file")
+    try:
+        with open(path, "rb") as handle:
+            text = handle.read(_MEMBERS_MAX_BYTES + 1)
+    except OSError as error:
+        raise UserError(f"cannot read members file {path}: {os.strerror(error.errno or 0)}") from None
+    if len(text) > _MEMBERS_MAX_BYTES:
+        raise UserError(f"members file {path} is over {_MEMBERS_MAX_BYTES // 2**20} MiB")
+    try:
+        entries = json.loads(text.decode("utf-8"))
+    except UnicodeDecodeError as error:
+        raise UserError(f"members file {path} is not UTF-8 text (byte {error.start})") from None
+    except json.JSONDecodeError as error:
+        raise UserError(f"members file {path} is not valid JSON: {error}") from None
+    if not isinstance(entries, list) or not entries or not all(isinstance(e, dict) for e in entries):
+        raise UserError(f"members file {path} must hold a non-empty JSON list of objects")
+    return [_member(entry, f"members file {path}, entry {number}") for number, entry in enumerate(entries)]
 
 
 def _value_text(axis: str, member: sweep.Member) -> str:
@@ -117,7 +165,7 @@ def write_results(out_dir: str, result: sweep.SweepResult, *, config: dict, weig
     metadata = {"Software": f"stylejax {__version__}", "stylejax:weights_sha256": weights_info["sha256"]}
     member_rows = []
     for index, member in enumerate(result.members):
-        name = f"member_{index:03d}.png"
+        name = member_image_name(index)
         images.save_png(os.path.join(out_dir, name), result.images[index],
                         {**metadata, "stylejax:member": str(member.describe())})
         member_rows.append({
@@ -171,23 +219,114 @@ def write_results(out_dir: str, result: sweep.SweepResult, *, config: dict, weig
     return report
 
 
+FIXED_FILES = ("grid.png", "results.json", "results.csv")
+
+
+def member_image_name(index: int) -> str:
+    return f"member_{index:03d}.png"
+
+
+def earlier_sweep_files(out_dir: str) -> list[str] | None:
+    """The files an earlier stylejax sweep wrote in ``out_dir``, as its results.json lists
+    them (its member images and the fixed files); None if there is no readable one."""
+    path = os.path.join(out_dir, "results.json")
+    try:
+        paths.check_input_file(path, "results file")
+        with open(path, encoding="utf-8") as handle:
+            report = json.load(handle)
+        if "stylejax_version" not in report:
+            return None
+        names = [row["image"] for row in report["members"]]
+    except (UserError, OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError):
+        return None
+    if not all(isinstance(n, str) and n == os.path.basename(n) and n.endswith(".png") for n in names):
+        return None
+    return [*FIXED_FILES, *names]
+
+
+def check_sweep_folder(out_dir: str, members: int, overwrite: bool, inputs: dict[str, str]) -> list[str]:
+    """Checks the output folder before the sweep runs; returns the earlier sweep's files to
+    remove once the new results are written (``--overwrite``).
+
+    A folder that does not exist or is empty is fine. One that holds files is refused,
+    unless ``overwrite``: then every file this sweep will write must be absent or one an
+    earlier sweep wrote (listed in its results.json), and only those are removed.
+
+    Raises:
+      UserError: the folder cannot be written, is not empty (without ``overwrite``), holds
+        a file the sweep would overwrite that no earlier sweep wrote, or holds an input.
+    """
+    paths.check_output_folder(out_dir, "sweep output")
+    if not os.path.isdir(out_dir):
+        return []
+    present = sorted(os.listdir(out_dir))
+    if not present:
+        return []
+    if not overwrite:
+        raise UserError(f"sweep output folder {out_dir} is not empty ({len(present)} entries); "
+                        "choose a new folder, or --overwrite to replace an earlier sweep's files")
+    earlier = earlier_sweep_files(out_dir)
+    if earlier is None:
+        raise UserError(f"sweep output folder {out_dir} holds no earlier sweep's results.json; "
+                        "--overwrite replaces only files a sweep wrote: choose a new folder")
+    ours = {*FIXED_FILES, *(member_image_name(k) for k in range(members))}
+    foreign = sorted(n for n in ours & set(present) if n not in earlier)
+    if foreign:
+        raise UserError(f"{os.path.join(out_dir, foreign[0])} was not written by the earlier sweep "
+                        "in that folder; refusing to overwrite it")
+    for role, source in inputs.items():
+        for name in sorted(ours | set(earlier)):
+            target = os.path.join(out_dir, name)
+            if os.path.lexists(target) and paths.same_file(target, source):
+                raise UserError(f"the {role} {source} is {target}, a file the sweep would "
+                                "replace; move it out of the folder first")
+    return [n for n in earlier if n not in ours and os.path.isfile(os.path.join(out_dir, n))]
+
+
+def members_in_flight(mode: str, members: int, batch_size: int | None, optimizer: str) -> int:
+    """Members computed at once in a batch mode (auto: the backend's choice)."""
+    if mode == "auto":
+        mode = sweep.default_mode(jax.default_backend(), optimizer)
+    return {"vmap": members, "map": min(batch_size or 1, members)}.get(mode, 1)
+
+
 def run_sweep_command(content: str, style: str, out_dir: str, *, members: list[sweep.Member],
                       weights: str, size: int, iterations: int, optimizer: str, lr: float | None,
                       pooling: str, seed: int, mode: str, batch_size: int | None, chunk: int | None,
-                      preset: tuple[str, str] = ("paper", "the default"), log=print,
-                      progress=None) -> dict:
+                      preset: tuple[str, str] = ("paper", "the default"), overwrite: bool = False,
+                      max_memory: str | None = None, log=print, progress=None) -> dict:
+    """Checks everything, runs the sweep, writes its files (:func:`write_results`).
+
+    Nothing is written, and no folder created, before the run: a bad input, an output
+    folder that is not empty (without ``overwrite``) or a run too large for the memory is
+    refused first.
+    """
+    inputs = {"content image": content, "style image": style}
+    if weights not in ("auto", "random"):
+        inputs["weights file"] = weights
+    stale = check_sweep_folder(out_dir, len(members), overwrite, inputs)
     content_rgb = images.load_image(content)
     style_rgb = images.load_image(style)
-    shape = image_ops.output_shape(content_rgb.shape[0], content_rgb.shape[1], size)
-    images.prepare_output_folder(out_dir, "sweep output")
+    try:
+        shape = image_ops.output_shape(content_rgb.shape[0], content_rgb.shape[1], size)
+    except InvalidSetting as error:
+        raise config_lib.user_error(error) from None
+    layers = {n for m in members for n in m.style_layers} | {m.content_layer for m in members if m.content_layer}
+    needed = budget.estimate_bytes(
+        shape[0], shape[1], layers, optimizer, members=len(members),
+        members_in_flight=members_in_flight(mode, len(members), batch_size, optimizer),
+        chunk=min(chunk or 1, max(iterations, 1)))
+    config_lib.check_memory(f"a sweep of {len(members)} members at {shape[1]}x{shape[0]} px",
+                            needed, max_memory)
     loaded = resolve_weights(weights, seed=seed)
+    signals.raise_if_interrupted()
     if is_random(loaded):
         log(RANDOM_BANNER)
     log(f"sweep: {len(members)} members at {shape[1]}x{shape[0]} px, {iterations} {optimizer} iterations")
     result = sweep.run_sweep(
         image_ops.resize(content_rgb, shape), image_ops.resize(style_rgb, shape), members, loaded,
         optimizer=optimizer, iterations=iterations, pooling=pooling, lr=lr, mode=mode,
-        batch_size=batch_size, chunk_size=chunk, progress=progress,
+        batch_size=batch_size, chunk_size=chunk, progress=signals.checking(progress),
     )
     config = {"content": content, "style": style, "size": size, "output_shape": list(shape),
               "iterations": iterations, "optimizer": optimizer, "lr": lr, "pooling": pooling,
@@ -200,6 +339,9 @@ def run_sweep_command(content: str, style: str, out_dir: str, *, members: list[s
             "stylejax/_src/balance.py); each member's alpha is its content_weight")
     label = "RANDOM WEIGHTS (not pretrained)" if is_random(loaded) else os.path.basename(loaded.path)
     label = f"{label}, preset {preset[0]}"
+    paths.prepare_output_folder(out_dir, "sweep output")
+    for name in stale:  # an earlier sweep's files this one does not replace (--overwrite)
+        os.remove(os.path.join(out_dir, name))
     report = write_results(out_dir, result, config=config,
                            weights_info={**loaded.describe(), "random": is_random(loaded)},
                            title=f"stylejax sweep, {label}")

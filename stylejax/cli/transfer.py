@@ -14,13 +14,15 @@ import os
 
 import numpy as np
 
+from stylejax._src import budget, image_ops
 from stylejax._src import transfer as transfer_lib
 from stylejax._src.errors import InvalidSetting, UserError
-from stylejax._src.files import atomic, images
+from stylejax._src.files import atomic, images, paths
 from stylejax._src.weights.weights_file import LoadedWeights
 from stylejax._src.weights.weights_source import RANDOM_BANNER, resolve_weights
 from stylejax._version import __version__
 from stylejax.cli import config as config_lib
+from stylejax.cli import signals
 
 
 class NonFiniteLoss(UserError):
@@ -57,22 +59,42 @@ def write_report(path: str | None, report: dict) -> None:
         atomic.atomic_write_json(path, report)
 
 
+def _input_files(cfg: config_lib.TransferConfig) -> dict[str, str | None]:
+    """Every file the run reads, by role."""
+    init = None if cfg.init in ("noise", "content", "style") else cfg.init
+    weights = None if cfg.weights in ("auto", "random") else cfg.weights
+    return {"content image": cfg.content, "style image": cfg.style, "init image": init,
+            "weights file": weights}
+
+
 def check_destinations(cfg: config_lib.TransferConfig) -> None:
-    images.check_output_path(cfg.output, "output")
-    if cfg.report:
-        images.check_output_path(cfg.report, "report")
-        if os.path.abspath(cfg.report) == os.path.abspath(cfg.output):
-            raise UserError(f"the report and the output are the same file: {cfg.output}")
+    """The output is a .png name in a writable folder; no output is an input or another
+    output (stylejax/_src/files/paths.py)."""
+    outputs = {"output": cfg.output, "report": cfg.report,
+               "last-finite image": sibling_path(cfg.output, "last-finite")}
+    paths.check_outputs(outputs, _input_files(cfg))
+    extension = os.path.splitext(cfg.output)[1]
+    if extension.lower() != ".png":
+        raise UserError(f"the output {cfg.output} must be named .png (got "
+                        f"{extension or 'no extension'}): stylejax writes PNG files, with the "
+                        "run's settings in their metadata")
 
 
 def prepare_inputs(cfg: config_lib.TransferConfig) -> transfer_lib.PreparedInputs:
-    """Loads the pictures (and a path init) and resizes them as the method does."""
+    """Loads the pictures (and a path init), checks the run fits in memory, and resizes
+    them as the method does."""
     init_image = None
     if cfg.init not in ("noise", "content", "style"):
         init_image = images.load_image(cfg.init)
+    content = images.load_image(cfg.content)
+    style = images.load_image(cfg.style)
     try:
-        return transfer_lib.prepare_inputs(images.load_image(cfg.content),
-                                           images.load_image(cfg.style), cfg, init_image)
+        height, width = image_ops.output_shape(content.shape[0], content.shape[1], cfg.size)
+        layers = (cfg.content_layer, *cfg.style_layers)
+        needed = budget.estimate_bytes(height, width, layers, cfg.optimizer,
+                                       chunk=min(cfg.chunk or 1, max(cfg.iterations, 1)))
+        config_lib.check_memory(f"a {width}x{height} px transfer", needed, cfg.max_memory)
+        return transfer_lib.prepare_inputs(content, style, cfg, init_image)
     except InvalidSetting as error:
         raise config_lib.user_error(error) from None
 
@@ -101,6 +123,7 @@ def run_transfer(
     inputs = prepare_inputs(cfg)
     if weights is None:
         weights = resolve_weights(cfg.weights, seed=cfg.seed)
+    signals.raise_if_interrupted()
     if weights.is_random:
         say(RANDOM_BANNER)
 
@@ -109,7 +132,7 @@ def run_transfer(
                         png_metadata(resolved, weights, f"iteration {iteration}"))
 
     try:
-        outcome = transfer_lib.run(inputs, weights, cfg, progress=progress,
+        outcome = transfer_lib.run(inputs, weights, cfg, progress=signals.checking(progress),
                                    on_save=save_intermediate)
     except transfer_lib.NonFiniteLoss as error:
         raise NonFiniteLoss(str(error)) from None

@@ -12,17 +12,24 @@ with a one-line message that names the file.
 
 from __future__ import annotations
 
-import errno
 import os
-import secrets
+import warnings
 
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, PngImagePlugin, UnidentifiedImageError
 
 from stylejax._src.errors import UserError
+from stylejax._src.files import paths
 from stylejax._src.files.atomic import atomic_path
 from stylejax._src.image_ops import WHY_MIN_SIDE
 from stylejax._src.layers import MIN_IMAGE_SIDE
+
+# The largest image read: Pillow's own decompression-bomb threshold (about 89 MP, a
+# 0.25 GiB RGBA frame), as an error rather than its warning. A 48 MP camera photo fits.
+MAX_INPUT_PIXELS = 1024 * 1024 * 1024 // 4 // 3
+# Host memory per pixel while decoding: the decoded frame, its float32 RGB copy and a
+# converted copy (e.g. RGBA -> RGB), 3-4 + 12 + 12 bytes, rounded up.
+DECODE_BYTES_PER_PIXEL = 32
 
 # Modes holding 16-bit (or 32-bit integer) samples; scaled by the 16-bit range.
 _INTEGER_16_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
@@ -53,27 +60,29 @@ def load_image(path: str | os.PathLike[str]) -> np.ndarray:
     (the pixels are taken as sRGB).
 
     Raises:
-      UserError: no such file; a folder; not an image Pillow can read; truncated or
-        corrupt data; a side shorter than ``MIN_IMAGE_SIDE`` pixels.
+      UserError: not a readable regular file (missing, a folder, a FIFO, a device: see
+        stylejax/_src/files/paths.py); more than ``MAX_INPUT_PIXELS`` pixels declared;
+        not an image Pillow can read; truncated or corrupt data; a side shorter than
+        ``MIN_IMAGE_SIDE`` pixels.
     """
-    path = os.fspath(path)
-    if os.path.isdir(path):
-        raise UserError(f"expected an image file but found a folder: {path}")
-    if not os.path.exists(path):
-        raise UserError(f"no such file: {path}")
+    path = paths.check_input_file(path, "image")
     # A truncated file must fail loudly rather than load with grey padding. The flag is
     # Pillow's global; it is off unless some other code switched it on.
     restore_truncated = ImageFile.LOAD_TRUNCATED_IMAGES
     ImageFile.LOAD_TRUNCATED_IMAGES = False
     try:
-        with Image.open(path) as image:
-            image.load()
-            oriented = ImageOps.exif_transpose(image)
-            rgb = _to_rgb01(oriented)
+        with warnings.catch_warnings():
+            # Pillow warns past its pixel threshold; the size is checked here instead.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                _check_pixels(image.size, path)
+                image.load()
+                oriented = ImageOps.exif_transpose(image)
+                rgb = _to_rgb01(oriented)
     except UnidentifiedImageError:
         raise UserError(f"not an image file (Pillow cannot identify it): {path}") from None
-    except Image.DecompressionBombError as error:
-        raise UserError(f"image too large to read safely: {path} ({error})") from None
+    except Image.DecompressionBombError:
+        raise UserError(f"image too large to read safely: {path}") from None
     except PermissionError:
         raise UserError(f"permission denied reading image: {path}") from None
     except (OSError, SyntaxError, ValueError, EOFError) as error:
@@ -84,6 +93,18 @@ def load_image(path: str | os.PathLike[str]) -> np.ndarray:
     if min(height, width) < MIN_IMAGE_SIDE:
         raise UserError(f"image too small: {path} is {width}x{height} px (WxH); {WHY_MIN_SIDE}")
     return rgb
+
+
+def _check_pixels(size: tuple[int, int], path: str) -> None:
+    """Refuses an image whose header declares more than ``MAX_INPUT_PIXELS``, before its
+    pixels are decoded: a few KB of compressed data can declare gigabytes."""
+    width, height = size
+    if width * height > MAX_INPUT_PIXELS:
+        raise UserError(
+            f"image too large to read safely: {path} is {width}x{height} px "
+            f"({width * height / 1e6:.0f} MP, the limit is {MAX_INPUT_PIXELS / 1e6:.0f} MP; "
+            "decoding it would take about "
+            f"{width * height * DECODE_BYTES_PER_PIXEL / 2**30:.1f} GiB)")
 
 
 def _to_rgb01(image: Image.Image) -> np.ndarray:
@@ -119,56 +140,6 @@ def _grey_to_rgb(grey: np.ndarray) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------- writing
-
-
-def check_output_path(path: str | os.PathLike[str], what: str = "output") -> None:
-    """Fails early, before any computation, if ``path`` cannot be written.
-
-    Checks that the parent folder exists and is a folder, that ``path`` is not itself a
-    folder, and that a file can be created in the folder: by creating and removing an
-    empty hidden probe file, because ``os.access`` answers "yes" to root even where the
-    file system refuses (read-only mounts, /proc). Leaves nothing behind.
-
-    Raises:
-      UserError: the ``what`` (e.g. "output", "loss plot") cannot be written at ``path``.
-    """
-    path = os.fspath(path)
-    if not path:
-        raise UserError(f"empty {what} path")
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.exists(folder):
-        raise UserError(f"cannot write {what} {path}: folder {folder} does not exist")
-    if not os.path.isdir(folder):
-        raise UserError(f"cannot write {what} {path}: {folder} is not a folder")
-    if os.path.isdir(path):
-        raise UserError(f"cannot write {what} {path}: it is a folder, expected a file name")
-    probe = os.path.join(folder, f".stylejax-write-probe-{secrets.token_hex(4)}")
-    try:
-        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except OSError as error:
-        reason = os.strerror(error.errno) if error.errno else str(error)
-        if error.errno == errno.ENOENT:
-            reason = "the file system does not allow creating files there"
-        raise UserError(
-            f"cannot write {what} {path}: cannot create files in folder {folder} ({reason})"
-        ) from None
-    os.close(fd)
-    os.remove(probe)
-
-
-def prepare_output_folder(folder: str, what: str) -> None:
-    """Creates ``folder`` (its parent must exist) and checks files can be written in it.
-
-    Raises:
-      UserError: the parent is missing, ``folder`` is a file, or it cannot be written.
-    """
-    parent = os.path.dirname(os.path.abspath(folder))
-    if not os.path.isdir(parent):
-        raise UserError(f"cannot create {what} folder {folder}: {parent} is not a folder")
-    if os.path.exists(folder) and not os.path.isdir(folder):
-        raise UserError(f"{what} folder {folder} exists and is not a folder")
-    os.makedirs(folder, exist_ok=True)
-    check_output_path(os.path.join(folder, "probe.png"), what)
 
 
 def save_png(
@@ -209,9 +180,7 @@ def read_png_metadata(path: str | os.PathLike[str]) -> dict[str, str]:
     Raises:
       UserError: no such file, or not a PNG file.
     """
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise UserError(f"no such file: {path}")
+    path = paths.check_input_file(path, "PNG file")
     try:
         with Image.open(path) as image:
             if image.format != "PNG":

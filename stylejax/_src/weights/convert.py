@@ -17,15 +17,30 @@ Layout changes, per format, into the stylejax params (``kernel`` (3, 3, in, out)
 - MatConvNet (``matconvnet``): ``layers`` structs with ``weights`` {W, b} (or the older
   ``filters``/``biases``); W is (w, h, in, out), so its first two axes are swapped; RGB,
   0..255, minus the mean image stored in the file (``meta.normalization`` or the older
-  top-level ``normalization``). Needs scipy (``pip install 'stylejax[matconvnet]'``).
+  top-level ``normalization``). Read by stylejax's own reader (mat_file).
 
 Every converted file records its source, the source file's SHA-256 and its input
 convention, so ``transfer`` preprocesses correctly without being told.
+
+Hostile or damaged files
+------------------------
+The source is untrusted input (a download). Before anything is opened it must be a
+readable regular file (paths.check_input_file: a FIFO would block the reader, a device
+stream without end), and the output may not be the source under any spelling (the
+source would be replaced). Every reader compares each tensor's declared shape with the
+VGG19 layer it becomes before reading its data, and reads nothing else: an HDF5 dataset
+of gzip-compressed zeros declaring gigabytes, a ``.pth`` storage or a ``.mat`` array
+claiming as much, is refused by its shape at the cost of its header, and the layers a
+conversion drops (fully connected, classifier) are never read. Decompression is
+bounded (torch_pickle, mat_file). A damaged file, truncated HDF5 included, is one
+UserError naming it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import math
 import os
 import re
 
@@ -35,7 +50,8 @@ import numpy as np
 from stylejax._src import layers as vgg_layers
 from stylejax._src.convention import CONVENTIONS, InputConvention
 from stylejax._src.errors import UserError
-from stylejax._src.weights import sources, weights_file
+from stylejax._src.files import paths
+from stylejax._src.weights import mat_file, sources, weights_file
 
 FORMATS = ("keras", "torch", "flaxmodels", "matconvnet", "stylejax")
 
@@ -73,23 +89,27 @@ def detect_format(path: str) -> str:
     """The format of ``path`` from its content (not its name).
 
     Raises:
-      UserError: the file is missing or of no known format.
+      UserError: the file is not a readable regular file (missing, a folder, a FIFO, a
+        dangling symlink, ...), is empty, truncated or corrupt HDF5, or of no known format.
     """
-    if os.path.isdir(path):
-        raise UserError(f"expected a weights file but found a folder: {path}")
-    if not os.path.isfile(path):
-        raise UserError(f"no such file: {path}")
-    with open(path, "rb") as handle:
-        head = handle.read(128)
+    path = paths.check_input_file(path, "weights file")
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(128)
+    except OSError as error:
+        raise UserError(f"cannot read weights file {path}: {error.strerror or error}") from None
+    if not head:
+        raise UserError(f"weights file {path} is empty (0 bytes)")
     if h5py.is_hdf5(path):
-        with h5py.File(path, "r") as handle:
+        with _hdf5_errors(path), h5py.File(path, "r") as handle:
             if handle.attrs.get("format") in ("stylejax-vgg19", b"stylejax-vgg19"):
                 return "stylejax"
             if "layer_names" in handle.attrs:
                 return "keras"
-            if "model_weights" in handle and "layer_names" in handle["model_weights"].attrs:
+            weights = _hdf5_group(handle, "model_weights", path)
+            if weights is not None and "layer_names" in weights.attrs:
                 return "keras"
-            if any(isinstance(handle.get(name), h5py.Group) for name in vgg_layers.CONV_NAMES):
+            if any(_hdf5_group(handle, name, path) is not None for name in vgg_layers.CONV_NAMES):
                 return "flaxmodels"
         raise UserError(
             f"unknown weights format: {path} is an HDF5 file but neither a Keras model "
@@ -106,8 +126,44 @@ def detect_format(path: str) -> str:
     )
 
 
+@contextlib.contextmanager
+def _hdf5_errors(path: str):
+    """Turns what h5py raises for a damaged file (weights_file.HDF5_ERRORS) into one
+    UserError naming it."""
+    try:
+        yield
+    except weights_file.HDF5_ERRORS as error:
+        reason = " ".join(str(error).split())[:200]
+        raise UserError(f"{path} is a truncated or corrupt HDF5 file ({reason})") from None
+
+
+def _hdf5_dataset(group: h5py.Group, name: str, where: str) -> h5py.Dataset:
+    """``group[name]``, a dataset stored in this file (weights_file.stored_member)."""
+    dataset = weights_file.stored_member(group, name, where)
+    if dataset is None:
+        raise UserError(f"{where}: no dataset {name!r}")
+    if not isinstance(dataset, h5py.Dataset):
+        raise UserError(f"{where}: {name!r} is not a dataset")
+    return dataset
+
+
+def _hdf5_group(parent: h5py.Group, name: str, where: str) -> h5py.Group | None:
+    """``parent[name]`` if it is a group stored in this file, else None."""
+    member = weights_file.stored_member(parent, name, where)
+    return member if isinstance(member, h5py.Group) else None
+
+
+def _read_checked(dataset: h5py.Dataset, expected: tuple[int, ...], label: str, path: str) -> np.ndarray:
+    """The dataset's data, read only once its declared shape is ``expected``."""
+    if tuple(dataset.shape) != tuple(expected):
+        raise UserError(f"{path}: {label} has shape {tuple(dataset.shape)}, expected {tuple(expected)}")
+    return dataset[()]
+
+
 def _text(value) -> str:
-    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
+    if isinstance(value, (bytes, np.bytes_)):
+        return bytes(value).decode("utf-8", "replace")  # a damaged name still makes a message
+    return str(value)
 
 
 def _not_vgg19(path: str, missing, unexpected) -> UserError:
@@ -122,10 +178,18 @@ def _not_vgg19(path: str, missing, unexpected) -> UserError:
 
 
 def read_keras(path: str) -> tuple[dict, tuple[str, ...]]:
-    """Params from a Keras HDF5 weights file (``weight_names`` says which dataset is which)."""
-    with h5py.File(path, "r") as handle:
-        root = handle.get("model_weights", handle)  # a full model file nests its weights
-        layer_names = [_text(n) for n in root.attrs["layer_names"]]
+    """Params from a Keras HDF5 weights file (``weight_names`` says which dataset is which).
+
+    Each conv layer must name two datasets: the one of four axes is the kernel, the one
+    of one axis the bias; each is read only once its declared shape is VGG19's.
+    """
+    with _hdf5_errors(path), h5py.File(path, "r") as handle:
+        root = handle
+        if "layer_names" not in root.attrs:  # a full model file nests its weights
+            root = _hdf5_group(handle, "model_weights", path)
+        if root is None or "layer_names" not in root.attrs:
+            raise UserError(f"{path} has no layer_names attribute: not a Keras weights file")
+        layer_names = [_text(n) for n in np.atleast_1d(root.attrs["layer_names"])]
         wanted = {f"block{n[4]}_conv{n[6]}": n for n in vgg_layers.CONV_NAMES}
         missing = [k for k in wanted if k not in layer_names]
         extra_convs = [n for n in layer_names if re.search(r"conv", n) and n not in wanted]
@@ -133,13 +197,26 @@ def read_keras(path: str) -> tuple[dict, tuple[str, ...]]:
             raise _not_vgg19(path, missing, extra_convs)
         params = {}
         for keras_name, name in wanted.items():
-            group = root[keras_name]
-            arrays = [np.asarray(group[_text(w)]) for w in group.attrs["weight_names"]]
-            kernels = [a for a in arrays if a.ndim == 4]
-            biases = [a for a in arrays if a.ndim == 1]
-            if len(kernels) != 1 or len(biases) != 1:
-                raise UserError(f"{path}: layer {keras_name} does not hold one kernel and one bias")
-            params[name] = {"kernel": kernels[0], "bias": biases[0]}
+            group = _hdf5_group(root, keras_name, path)
+            if group is None or "weight_names" not in group.attrs:
+                raise UserError(f"{path}: layer {keras_name} is not a group with a weight_names attribute")
+            datasets = [
+                _hdf5_dataset(group, _text(w), f"{path}: layer {keras_name}")
+                for w in np.atleast_1d(group.attrs["weight_names"])
+            ]
+            kernels = [d for d in datasets if d.ndim == 4]
+            biases = [d for d in datasets if d.ndim == 1]
+            if len(datasets) != 2 or len(kernels) != 1 or len(biases) != 1:
+                shapes = ", ".join(str(d.shape) for d in datasets) or "none"
+                raise UserError(
+                    f"{path}: layer {keras_name} does not hold one kernel and one bias "
+                    f"(datasets of shapes {shapes})"
+                )
+            spec = vgg_layers.CONV_BY_NAME[name]
+            params[name] = {
+                "kernel": _read_checked(kernels[0], spec.kernel_shape, f"{keras_name} kernel", path),
+                "bias": _read_checked(biases[0], spec.bias_shape, f"{keras_name} bias", path),
+            }
         dropped = tuple(n for n in layer_names if n not in wanted)
     return params, dropped
 
@@ -226,69 +303,150 @@ def _read_torch_conv_state(path: str) -> dict:
 
 
 def read_flaxmodels(path: str) -> tuple[dict, tuple[str, ...]]:
-    with h5py.File(path, "r") as handle:
-        names = list(handle.keys())
+    """Params from a flaxmodels VGG19 HDF5 file, each array read only once its declared
+    shape is VGG19's; the ``fc*`` groups are never read."""
+    with _hdf5_errors(path), h5py.File(path, "r") as handle:
+        names = [_text(n) for n in handle]  # h5py gives bytes for non-UTF-8 names
         missing = [n for n in vgg_layers.CONV_NAMES if n not in names]
         unexpected = [n for n in names if n not in vgg_layers.CONV_NAMES and not n.startswith("fc")]
         if missing or unexpected:
             raise _not_vgg19(path, missing, unexpected)
-        params = {
-            name: {"kernel": np.asarray(handle[name]["weight"]), "bias": np.asarray(handle[name]["bias"])}
-            for name in vgg_layers.CONV_NAMES
-        }
+        params = {}
+        for name in vgg_layers.CONV_NAMES:
+            group = _hdf5_group(handle, name, path)
+            if group is None:
+                raise UserError(f"{path}: {name} is not a group of weight and bias")
+            spec = vgg_layers.CONV_BY_NAME[name]
+            where = f"{path}: layer {name}"
+            params[name] = {
+                "kernel": _read_checked(_hdf5_dataset(group, "weight", where), spec.kernel_shape,
+                                        f"{name}/weight", path),
+                "bias": _read_checked(_hdf5_dataset(group, "bias", where), spec.bias_shape, f"{name}/bias", path),
+            }
         dropped = tuple(n for n in names if n.startswith("fc"))
     return params, dropped
 
 
-def _mat_field(struct, *names):
-    for name in names:
-        if hasattr(struct, name):
-            return getattr(struct, name)
+def _mat_layers(value) -> list[dict]:
+    """The layer structs of a MatConvNet ``layers`` variable: a cell of structs (SimpleNN)
+    or a struct array."""
+    if isinstance(value, mat_file.Struct):
+        return list(value.elements)
+    if isinstance(value, mat_file.Cell):
+        return [e for item in value.items if isinstance(item, mat_file.Struct) for e in item.elements]
+    return []
+
+
+def _mat_struct_field(value, name: str):
+    """Field ``name`` of the first element of a struct (None if there is none)."""
+    if isinstance(value, mat_file.Struct) and value.elements:
+        return value.elements[0].get(name)
     return None
 
 
+def _matconvnet_role(path: tuple) -> str | None:
+    """``kernel`` or ``bias`` for the path of a layer's weight array, else None."""
+    if path[-1] == "filters":
+        return "kernel"
+    if path[-1] == "biases":
+        return "bias"
+    if len(path) >= 2 and path[-2] == "weights" and path[-1] in (0, 1):
+        return ("kernel", "bias")[path[-1]]
+    return None
+
+
+def _matconvnet_fits(role: str, spec, shape: tuple[int, ...]) -> bool:
+    """Whether a MatConvNet array of ``shape`` is the ``role`` of conv ``spec``: a kernel
+    (w, h, in, out) = (3, 3, in, out), a bias any vector of ``out`` elements."""
+    if role == "kernel":
+        return shape == spec.kernel_shape
+    return shape in ((spec.out_channels,), (spec.out_channels, 1), (1, spec.out_channels))
+
+
+# The most elements of a mean image that is read (a 224 x 224 x 3 image has 150,528).
+_MAX_MEAN_ELEMENTS = 1 << 22
+
+
+def _matconvnet_want():
+    """The ``want`` of mat_file.read_mat for a MatConvNet VGG19: each conv layer's kernel
+    and bias when its declared shape is the VGG19 one (another shape is refused there and
+    then), and the mean image; no more than VGG19's conv parameters in all."""
+    budget = [vgg_layers.CONV_PARAMETER_COUNT]
+
+    def want(path, shape, structs) -> bool:
+        if path[-1] == "averageImage" and path[0] in ("meta", "normalization"):
+            return math.prod(shape) <= _MAX_MEAN_ELEMENTS
+        role = _matconvnet_role(path) if path[0] == "layers" and structs else None
+        if role is None:
+            return False
+        layer = structs[-1]
+        name, kind = layer.get("name"), layer.get("type")
+        if isinstance(name, str) and isinstance(kind, str):
+            spec = vgg_layers.CONV_BY_NAME.get(name) if kind == "conv" else None
+            if spec is None:
+                return False  # not a VGG19 convolution (fc6, ...): dropped unread
+            fits = _matconvnet_fits(role, spec, shape)
+            if not fits:  # refused at once: nothing of it (or after it) is read
+                expected = spec.kernel_shape if role == "kernel" else (spec.out_channels,)
+                raise UserError(f"the {role} of {name} has shape {shape}, expected {expected}")
+        else:  # the layer's name is stored after its weights: any VGG19 conv shape
+            fits = any(_matconvnet_fits(role, spec, shape) for spec in vgg_layers.CONVS)
+        if fits:
+            budget[0] -= math.prod(shape)
+            if budget[0] < 0:
+                raise UserError(
+                    "it holds more convolution weights of VGG19 shapes than VGG19 has "
+                    "(duplicate layers?)"
+                )
+        return fits
+
+    return want
+
+
 def read_matconvnet(path: str) -> tuple[dict, tuple[str, ...], InputConvention]:
-    """Params and the input convention (mean from the file) of a MatConvNet VGG19."""
+    """Params and the input convention (mean from the file) of a MatConvNet VGG19.
+
+    Only the conv layers' kernels and biases and the mean image are read, each after its
+    declared shape has been checked (see mat_file): a layer's weights of another shape
+    are refused without being read, and the fully connected layers are never read.
+    """
     try:
-        from scipy import io as scipy_io
-    except ImportError:
-        raise UserError(
-            f"reading {path} needs scipy: pip install 'stylejax[matconvnet]'"
-        ) from None
-    try:
-        data = scipy_io.loadmat(path, struct_as_record=False, squeeze_me=True)
-    except (ValueError, TypeError, OSError) as error:
-        raise UserError(f"cannot read MatConvNet file {path}: {error}") from None
+        data = mat_file.read_mat(path, _matconvnet_want(), names=("layers", "meta", "normalization"))
+    except UserError as error:
+        message = str(error)
+        raise UserError(message if path in message else f"{path}: {message}") from None
     if "layers" not in data:
         raise UserError(f"{path} is a MATLAB file but has no 'layers': not a MatConvNet network")
     params, dropped = {}, []
-    for layer in np.atleast_1d(data["layers"]):
-        name = str(_mat_field(layer, "name"))
-        kind = str(_mat_field(layer, "type"))
-        if kind != "conv":
+    for layer in _mat_layers(data["layers"]):
+        name, kind = layer.get("name"), layer.get("type")
+        if not (isinstance(kind, str) and isinstance(name, str)) or kind != "conv":
             continue
         if name not in vgg_layers.CONV_BY_NAME:
             dropped.append(name)  # fc6..fc8 are convolutions in MatConvNet
             continue
-        weights = _mat_field(layer, "weights")
-        if weights is not None:
-            kernel, bias = weights[0], weights[1]
+        spec = vgg_layers.CONV_BY_NAME[name]
+        if "weights" in layer:
+            pair = layer["weights"]
+            items = pair.items if isinstance(pair, mat_file.Cell) else []
+            kernel, bias = items if len(items) == 2 else (None, None)
         else:
-            kernel, bias = _mat_field(layer, "filters"), _mat_field(layer, "biases")
-        kernel = np.asarray(kernel, np.float32)
-        if kernel.ndim != 4:
-            raise UserError(f"{path}: {name} has a kernel of shape {kernel.shape}, expected 4 axes")
+            kernel, bias = layer.get("filters"), layer.get("biases")
+        for role, array, expected in (("kernel", kernel, spec.kernel_shape), ("bias", bias, (spec.out_channels,))):
+            if not isinstance(array, np.ndarray):
+                found = f"of shape {array.shape}" if isinstance(array, mat_file.Unread) else "missing"
+                raise UserError(f"{path}: the {role} of {name} is {found}, expected {expected}")
         params[name] = {
-            "kernel": np.transpose(kernel, (1, 0, 2, 3)),  # (w, h, in, out) -> (h, w, in, out)
-            "bias": np.asarray(bias, np.float32).reshape(-1),
+            "kernel": np.transpose(kernel.astype(np.float32), (1, 0, 2, 3)),  # (w, h, in, out) -> (h, w, in, out)
+            "bias": bias.astype(np.float32).reshape(-1),
         }
     missing = [n for n in vgg_layers.CONV_NAMES if n not in params]
     if missing:
         raise _not_vgg19(path, missing, [])
     meta = data.get("meta")
-    normalization = _mat_field(meta, "normalization") if meta is not None else data.get("normalization")
-    average = _mat_field(normalization, "averageImage") if normalization is not None else None
-    if average is None:
+    normalization = _mat_struct_field(meta, "normalization") if meta is not None else data.get("normalization")
+    average = _mat_struct_field(normalization, "averageImage")
+    if not isinstance(average, np.ndarray) or average.size == 0 or average.size % 3:
         raise UserError(f"{path} has no normalization.averageImage: the input mean is unknown")
     mean = np.asarray(average, np.float64).reshape(-1, 3).mean(axis=0)
     convention = InputConvention(
@@ -314,7 +472,6 @@ def read_any(path: str, fmt: str | None = None, convention: str | None = None) -
         raise UserError(f"{path} looks like a {detected} file, not {fmt}")
     if convention is not None and convention not in CONVENTIONS:
         raise UserError(f"unknown convention {convention!r}: expected one of {', '.join(CONVENTIONS)}")
-    digest = weights_file.file_sha256(path)
     known = sources.identify_by_filename(path)
     if fmt == "stylejax":
         loaded = weights_file.load_weights(path)
@@ -346,12 +503,22 @@ def read_any(path: str, fmt: str | None = None, convention: str | None = None) -
         resolved = CONVENTIONS[convention]
     description = f"{known.name}: {os.path.basename(path)}" if known else f"{fmt}: {os.path.basename(path)}"
     checked = weights_file.validate_params(params, path)
+    # Hashed once the file is accepted: a refused file (a bomb, a wrong shape) costs its
+    # headers, not a pass over all of its bytes.
+    digest = weights_file.file_sha256(path)
     return Converted(checked, resolved, fmt, description, digest, tuple(dropped))
 
 
 def convert(src: str, dst: str, *, fmt: str | None = None, convention: str | None = None,
             created_by: str = "") -> tuple[Converted, str]:
-    """Converts ``src`` into a stylejax weights file at ``dst``; returns (result, dst sha256)."""
+    """Converts ``src`` into a stylejax weights file at ``dst``; returns (result, dst sha256).
+
+    Checked before anything is read: ``src`` is a readable regular file, and ``dst`` can
+    be written and is not ``src`` (by name, another spelling, a symlink or a hard link),
+    so a refused conversion leaves every file as it was.
+    """
+    src = paths.check_input_file(src, "weights file")
+    paths.check_outputs({"weights file": dst}, {"source": src})
     converted = read_any(src, fmt, convention)
     digest = weights_file.save_weights(
         dst,

@@ -100,6 +100,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from stylejax._src.errors import UserError
+from stylejax._src.files import paths
 
 __all__ = ["Select", "TensorInfo", "read_state_dict"]
 
@@ -864,13 +865,14 @@ def read_state_dict(
         The selected tensors, in file order.
 
     Raises:
-        UserError: one line naming ``path`` when the file is missing, empty, not a
+        UserError: one line naming ``path`` when the file is not a readable regular file
+            (missing, a folder, a FIFO, a device: refused before it is opened), empty, not a
             PyTorch checkpoint, truncated or corrupt, asks for a global outside the
             allow-list, holds no mapping of names to tensors, when a selected tensor's
             declared shape is not the expected one (naming the tensor and both shapes), or
             when reading a selected storage would inflate more than the file declares.
     """
-    shown = os.fspath(path)
+    shown = paths.check_input_file(path, "PyTorch checkpoint")  # a FIFO would block open()
     try:
         size = os.path.getsize(shown)
         with open(shown, "rb") as f:

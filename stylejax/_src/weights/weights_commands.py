@@ -11,7 +11,7 @@ import numpy as np
 from stylejax._src import image_ops, normalise
 from stylejax._src import layers as vgg_layers
 from stylejax._src.errors import UserError
-from stylejax._src.files import images
+from stylejax._src.files import images, paths
 from stylejax._src.weights import convert as convert_lib
 from stylejax._src.weights import download, sources, weights_file
 from stylejax._version import __version__
@@ -36,6 +36,10 @@ def fetch(source_name: str, output: str | None = None, *, progress: bool = True,
     and verified, so an interrupted fetch resumes (or restarts) on the next run and a
     partial file never looks complete. ``timeout`` bounds each socket operation (the
     connect, each read). Returns the converted file's path.
+
+    Checked before anything is downloaded: the weights folder can be a folder (not a
+    file, nor below one: ``$STYLEJAX_WEIGHTS_DIR`` may name anything), and the output
+    can be written and is not the downloaded file it is converted from.
     """
     source = sources.get_source(source_name)
     if not source.url:
@@ -43,14 +47,19 @@ def fetch(source_name: str, output: str | None = None, *, progress: bool = True,
             f"source {source.name} has no download address ({source.description}); convert a "
             f"copy you have with: stylejax weights convert {source.filename}"
         )
+    directory = weights_file.check_weights_dir()
+    folder = directory / "downloads"
+    local = folder / source.filename
     if output:
-        images.check_output_path(output, "weights file")
+        paths.check_outputs({"weights file": output}, {"download": str(local)})
         destination = pathlib.Path(output)
     else:
-        destination = weights_file.weights_dir() / weights_file.PRETRAINED_NAME
-    folder = downloads_dir()
-    folder.mkdir(parents=True, exist_ok=True)
-    local = folder / source.filename
+        destination = directory / weights_file.PRETRAINED_NAME
+    _make_folder(folder)
+    if not output:
+        paths.check_outputs({"weights file": str(destination)}, {"download": str(local)})
+    if os.path.lexists(local) and not local.is_file():
+        raise UserError(f"{local} is in the way of the download: it is not a regular file")
     full_sha256 = source.sha256 if source.sha256 and len(source.sha256) == 64 else None
     if local.is_file():
         log(f"using the download already in {local}")
@@ -76,6 +85,14 @@ def fetch(source_name: str, output: str | None = None, *, progress: bool = True,
     return str(destination)
 
 
+def _make_folder(folder: pathlib.Path) -> None:
+    """Creates ``folder`` and the folders above it that are missing."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise UserError(f"cannot create the folder {folder}: {error.strerror or error}") from None
+
+
 def _verify_published_checksum(source: sources.WeightSource, path: pathlib.Path) -> None:
     """Checks md5 and the (possibly prefix) sha256; a bad file is removed."""
     problems = []
@@ -93,9 +110,16 @@ def _verify_published_checksum(source: sources.WeightSource, path: pathlib.Path)
 
 
 def convert(src: str, dst: str, *, fmt: str | None = None, convention: str | None = None, log=print) -> str:
+    """``stylejax weights convert``: ``src`` (any supported VGG19 file) into ``dst``.
+
+    Refused before the source is read: a source that is not a readable regular file, an
+    output that cannot be written or that is the source itself (by any name, a symlink or
+    a hard link), and a source that already is a stylejax weights file.
+    """
+    src = paths.check_input_file(src, "weights file")
+    paths.check_outputs({"weights file": dst}, {"source": src})
     if convert_lib.detect_format(src) == "stylejax":
         raise UserError(f"{src} is already a stylejax weights file")
-    images.check_output_path(dst, "weights file")
     converted, digest = convert_lib.convert(src, dst, fmt=fmt, convention=convention, created_by=CREATED_BY)
     dropped = f"; dropped {len(converted.dropped)} non-conv entries" if converted.dropped else ""
     log(f"wrote {dst}: {converted.format} file, {converted.convention.name} input convention, "
@@ -112,6 +136,29 @@ def _crop_square(image: np.ndarray, side: int) -> np.ndarray:
     return resized[top : top + side, left : left + side]
 
 
+def calibration_files(folder: str) -> list[str]:
+    """The image files of a calibration folder (by suffix), sorted by name, each checked
+    to be a readable regular file before anything reads it (a FIFO named ``x.png`` would
+    block the reader forever).
+
+    Raises:
+      UserError: the folder is missing, not a folder or unreadable, holds no images, or
+        one of its image names is not a readable regular file.
+    """
+    if not os.path.lexists(folder):
+        raise UserError(f"calibration folder not found: {folder}")
+    if not os.path.isdir(folder):
+        raise UserError(f"calibration folder {folder} is not a folder")
+    try:
+        names = os.listdir(folder)
+    except OSError as error:
+        raise UserError(f"cannot list calibration folder {folder}: {error.strerror or error}") from None
+    files = sorted(os.path.join(folder, name) for name in names if name.lower().endswith(_IMAGE_SUFFIXES))
+    if not files:
+        raise UserError(f"no images in calibration folder {folder}")
+    return [paths.check_input_file(name, "calibration image") for name in files]
+
+
 def calibration_images(folder: str | None) -> tuple[np.ndarray, dict]:
     """(B, 224, 224, 3) calibration images and their identity for the file's metadata.
 
@@ -121,19 +168,13 @@ def calibration_images(folder: str | None) -> tuple[np.ndarray, dict]:
     if folder == "builtin":
         return normalise.builtin_calibration_images(), {"calibration": normalise.CALIBRATION_ID}
     if folder is not None:
-        if not os.path.isdir(folder):
-            raise UserError(f"calibration folder not found: {folder}")
-        paths = sorted(
-            os.path.join(folder, name) for name in os.listdir(folder) if name.lower().endswith(_IMAGE_SUFFIXES)
-        )
-        if not paths:
-            raise UserError(f"no images in calibration folder {folder}")
-        crops = [_crop_square(images.load_image(p), CALIBRATION_SIDE) for p in paths]
+        files = calibration_files(folder)
+        crops = [_crop_square(images.load_image(p), CALIBRATION_SIDE) for p in files]
         identity = {
             "calibration": "folder",
             "files": [
                 {"name": os.path.basename(p), "sha256": hashlib.sha256(pathlib.Path(p).read_bytes()).hexdigest()}
-                for p in paths
+                for p in files
             ],
         }
         return np.stack(crops), identity
@@ -157,11 +198,22 @@ def calibration_images(folder: str | None) -> tuple[np.ndarray, dict]:
 
 def normalise_file(src: str | None, dst: str | None, *, images_dir: str | None = None,
                    pooling: str = "max", log=print) -> str:
-    """The paper's normalisation of a weights file, on a calibration set, as a new file."""
-    directory = weights_file.weights_dir()
-    src = src or str(directory / weights_file.PRETRAINED_NAME)
-    dst = dst or str(directory / weights_file.NORMALISED_NAME)
-    images.check_output_path(dst, "weights file")
+    """The paper's normalisation of a weights file, on a calibration set, as a new file.
+
+    ``src`` and ``dst`` default to the weights folder's ``vgg19.h5`` and
+    ``vgg19_normalised.h5``. Checked before anything is read: the source (and each
+    calibration image of a folder) is a readable regular file, and the output can be
+    written and is none of them.
+    """
+    if not (src and dst):
+        directory = weights_file.check_weights_dir()
+        src = src or str(directory / weights_file.PRETRAINED_NAME)
+        dst = dst or str(directory / weights_file.NORMALISED_NAME)
+    src = paths.check_input_file(src, "weights file")
+    inputs = {"source": src}
+    if images_dir not in (None, "builtin"):
+        inputs.update({f"calibration image {os.path.basename(p)}": p for p in calibration_files(images_dir)})
+    paths.check_outputs({"weights file": dst}, inputs)
     loaded = weights_file.load_weights(src)
     if loaded.normalised:
         raise UserError(f"{src} is already normalised")

@@ -53,6 +53,7 @@ import json
 import os
 import pathlib
 import re
+import stat
 from collections.abc import Mapping
 from typing import Any
 
@@ -61,16 +62,23 @@ import numpy as np
 
 from stylejax._src.convention import InputConvention
 from stylejax._src.errors import UserError
+from stylejax._src.files import paths
 from stylejax._src.files.atomic import atomic_path
-from stylejax._src.layers import CONV_BY_NAME, CONV_NAMES
+from stylejax._src.layers import CONV_BY_NAME, CONV_NAMES, CONV_PARAMETER_COUNT
 
 FORMAT = "stylejax-vgg19"
 FORMAT_VERSION = 1
 
 PRETRAINED_NAME = "vgg19.h5"
 NORMALISED_NAME = "vgg19_normalised.h5"
+# The environment variable naming the weights folder (see weights_dir).
+WEIGHTS_DIR_ENV = "STYLEJAX_WEIGHTS_DIR"
 
 _ARRAY_NAMES = ("kernel", "bias")
+# The largest file load_weights reads (it reads the whole file into memory): VGG19's
+# convolutions take 80 MB as float32 and 160 MB as float64, the widest float a writer
+# may use; anything larger is not a stylejax weights file.
+MAX_FILE_BYTES = 256 << 20
 _CHUNK = 1 << 20
 _CONVERT_HINT = (
     "VGG19 weights from Keras, Caffe or torchvision must be converted to the stylejax format first"
@@ -80,6 +88,11 @@ _SRC_DIR = pathlib.Path(__file__).resolve().parents[1]  # stylejax/_src
 _PROJECT_NAME = re.compile(r'^\s*name\s*=\s*"stylejax"\s*$', re.MULTILINE)
 
 Params = dict[str, dict[str, np.ndarray]]
+
+# What h5py raises for a damaged file: a truncated file, broken links or headers
+# (OSError, KeyError, RuntimeError), a damaged type that maps to no NumPy type
+# (ValueError, TypeError), a damaged size (OverflowError).
+HDF5_ERRORS = (OSError, KeyError, RuntimeError, ValueError, TypeError, OverflowError)
 
 
 # --------------------------------------------------------------------------- validation
@@ -106,6 +119,34 @@ def _fmt_shape(shape: tuple[int, ...]) -> str:
     return str(tuple(shape))
 
 
+def stored_member(group: h5py.Group, name: str, where: str) -> Any:
+    """``group[name]`` (None if absent), refused unless it is stored in this file.
+
+    Every component of ``name`` must be a hard link, and a dataset may not keep its data
+    in external files or be virtual: HDF5 follows such links and mappings by opening
+    other files by name, which a hostile file could point at a FIFO (blocking the read
+    forever), a device or any file of the user's.
+
+    Raises:
+      UserError: naming ``where`` and the member.
+    """
+    shown = f"{group.name.strip('/')}/{name.strip('/')}".lstrip("/")  # its path in the file
+    member = group
+    for part in name.strip("/").split("/"):
+        if not isinstance(member, h5py.Group):
+            return None
+        link = member.get(part, getlink=True)
+        if link is None:
+            return None
+        if not isinstance(link, h5py.HardLink):
+            kind = "an external link" if isinstance(link, h5py.ExternalLink) else "a soft link"
+            raise UserError(f"{where}: {shown} is {kind}, not stored in this file")
+        member = member[part]
+    if isinstance(member, h5py.Dataset) and (member.external or member.is_virtual):
+        raise UserError(f"{where}: dataset {shown} keeps its data in other files")
+    return member
+
+
 def _check_tree(tree: Any, where: str) -> Params:
     """Checks a mapping (params dict or HDF5 root group) and reads it into float32 arrays.
 
@@ -125,7 +166,7 @@ def _check_tree(tree: Any, where: str) -> Params:
     for name in CONV_NAMES:
         if name not in tree:
             continue
-        layer = tree[name]
+        layer = stored_member(tree, name, where) if isinstance(tree, h5py.Group) else tree[name]
         if not isinstance(layer, Mapping):
             kind = "a dataset" if isinstance(layer, h5py.Dataset) else type(layer).__name__
             problems.append(f"{name} is {kind}, expected a group of kernel and bias")
@@ -139,7 +180,9 @@ def _check_tree(tree: Any, where: str) -> Params:
             if array_name not in layer:
                 missing.append(label)
                 continue
-            leaf = layer[array_name]
+            leaf = (
+                stored_member(layer, array_name, where) if isinstance(layer, h5py.Group) else layer[array_name]
+            )
             if isinstance(leaf, Mapping):
                 problems.append(f"{label} is a group, expected an array")
                 continue
@@ -489,20 +532,23 @@ def load_weights(path: str | os.PathLike) -> LoadedWeights:
     same bytes, so the hash describes exactly what was loaded.
 
     Raises:
-      UserError (one line naming ``path``): the file is missing, a directory, unreadable,
-        not HDF5, an HDF5 file of another kind (e.g. an unconverted Keras VGG19), of an
-        unsupported format version, or its layers do not match VGG19 (every missing,
-        extra, mis-shaped, non-float or non-finite entry is listed).
+      UserError (one line naming ``path``): the file is not a readable regular file
+        (missing, a folder, a FIFO, a device, a dangling symlink or a loop: checked before
+        it is opened), larger than ``MAX_FILE_BYTES``, not HDF5, damaged, an HDF5 file of
+        another kind (e.g. an unconverted Keras VGG19), of an unsupported format version,
+        holds a member stored in another file (:func:`stored_member`), or its layers do
+        not match VGG19 (every missing, extra, mis-shaped, non-float or non-finite entry
+        is listed; each array's declared shape is checked before its data is read).
     """
-    path = pathlib.Path(path)
+    path = pathlib.Path(paths.check_input_file(path, "weights file"))
     where = f"weights file {path}"
-    if not path.exists():
-        raise UserError(f"{where} not found")
-    if path.is_dir():
-        raise UserError(f"{where} is a directory, expected an HDF5 file")
-    if not path.is_file():
-        raise UserError(f"{where} is not a regular file")
     try:
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise UserError(
+                f"{where} is {size:,} bytes, larger than any stylejax weights file "
+                f"(VGG19's convolutions take {4 * CONV_PARAMETER_COUNT:,} bytes as float32)"
+            )
         if not h5py.is_hdf5(path):
             raise UserError(f"{where} is not an HDF5 file")
         data = path.read_bytes()
@@ -513,8 +559,7 @@ def load_weights(path: str | os.PathLike) -> LoadedWeights:
         with h5py.File(io.BytesIO(data), "r") as handle:
             metadata = _read_metadata(handle.attrs, where)
             params = validate_params(handle, where)
-    except (OSError, KeyError, RuntimeError) as error:
-        # HDF5 reports corruption (truncated file, broken links) as these.
+    except HDF5_ERRORS as error:
         reason = " ".join(str(error).split())
         raise UserError(f"{where} is a damaged HDF5 file ({reason})") from error
     return LoadedWeights(params=params, path=os.path.abspath(path), sha256=sha256, **metadata)
@@ -542,7 +587,7 @@ def weights_dir() -> pathlib.Path:
     (``~/.cache/stylejax/weights`` when ``XDG_CACHE_HOME`` is unset or, as the XDG spec
     says to treat it, not absolute).
     """
-    override = os.environ.get("STYLEJAX_WEIGHTS_DIR", "")
+    override = os.environ.get(WEIGHTS_DIR_ENV, "")
     if override:
         return pathlib.Path(override).expanduser()
     root = _checkout_root(_SRC_DIR)
@@ -553,12 +598,55 @@ def weights_dir() -> pathlib.Path:
     return base / "stylejax" / "weights"
 
 
+def _not_a_folder(directory: pathlib.Path) -> str | None:
+    """Why ``directory`` cannot be (or become) a folder, or None if it can: it, or the
+    nearest existing path above it, is something other than a folder."""
+    for candidate in (directory, *directory.parents):
+        try:
+            mode = os.stat(candidate).st_mode
+        except FileNotFoundError:
+            continue  # missing: a folder can be made here if the path above allows
+        except NotADirectoryError:
+            continue  # below a file: the loop reaches that file
+        except OSError as error:
+            return f"{candidate} cannot be read ({error.strerror or error})"
+        except ValueError:  # a NUL character
+            return f"{str(candidate)!r} is not a valid path"
+        if stat.S_ISDIR(mode):
+            return None
+        what = "a file" if stat.S_ISREG(mode) else "not a folder"
+        if candidate == directory:
+            return f"{candidate} is {what}, not a folder"
+        return f"{candidate}, a folder above it, is {what}"
+    return None
+
+
+def check_weights_dir() -> pathlib.Path:
+    """:func:`weights_dir`, checked to be (or to be able to become) a folder; creates nothing.
+
+    Raises:
+      UserError: the folder, or a path above it, is a file (or another non-folder); the
+        message names ``$STYLEJAX_WEIGHTS_DIR`` when the folder comes from it.
+    """
+    directory = weights_dir()
+    problem = _not_a_folder(directory)
+    if problem is None:
+        return directory
+    if os.environ.get(WEIGHTS_DIR_ENV, ""):
+        raise UserError(
+            f"{WEIGHTS_DIR_ENV}={os.environ[WEIGHTS_DIR_ENV]} cannot be the weights folder: "
+            f"{problem}; point {WEIGHTS_DIR_ENV} at a folder"
+        )
+    raise UserError(f"the weights folder {directory} cannot be used: {problem}")
+
+
 def find_pretrained(prefer_normalised: bool = True) -> pathlib.Path | None:
     """The converted pretrained weights in :func:`weights_dir`, or None if there are none.
 
     Preference order: ``vgg19_normalised.h5`` then ``vgg19.h5`` by default (Gatys et al.
     use the normalised network); with ``prefer_normalised=False``, ``vgg19.h5`` first,
-    falling back to ``vgg19_normalised.h5``.
+    falling back to ``vgg19_normalised.h5``. Only regular files count; a weights folder
+    that is a file (or lies below one) holds none.
     """
     directory = weights_dir()
     names = (NORMALISED_NAME, PRETRAINED_NAME)
@@ -566,6 +654,9 @@ def find_pretrained(prefer_normalised: bool = True) -> pathlib.Path | None:
         names = names[::-1]
     for name in names:
         candidate = directory / name
-        if candidate.is_file():
-            return candidate
+        try:
+            if stat.S_ISREG(os.stat(candidate).st_mode):
+                return candidate
+        except (OSError, ValueError):  # missing, below a file, a loop, a NUL in the path
+            continue
     return None

@@ -62,14 +62,15 @@ def resolve_weights(spec: str, *, seed: int = 0) -> LoadedWeights:
     """``auto``: the pretrained file in the weights directory; ``random``; else a path.
 
     Raises:
-      UserError: ``auto`` finds no pretrained file, or the file does not load.
+      UserError: ``auto`` finds no pretrained file (or the weights folder is a file), or
+        the file does not load (not a readable regular file, damaged, not VGG19).
     """
     if spec == "random":
         return random_weights(seed)
     if spec == "auto":
         found = weights_file.find_pretrained()
         if found is None:
-            directory = weights_file.weights_dir()
+            directory = weights_file.check_weights_dir()  # a weights folder that is a file: say so
             raise UserError(
                 f"no pretrained VGG19 weights in {directory} (looked for "
                 f"{weights_file.NORMALISED_NAME} and {weights_file.PRETRAINED_NAME}): run "

@@ -1,0 +1,147 @@
+"""The memory a run will need, estimated before it starts, and the machine's budget.
+
+A run's memory grows with its pixels: XLA keeps the network's activations for the
+backward pass, plus the optimiser's copies of the image. The estimate is
+
+    bytes = BASE_BYTES + members_in_flight * pixels * (TEMP_BYTES_PER_ACTIVATION * a + s)
+            + members * chunk * CHUNK_BYTES_PER_ITERATION
+
+where ``a`` is the number of activation elements per input pixel up to the deepest layer
+the loss reads (320 up to conv5_1: 64 * 2 channels at full resolution, 128 * 2 at a
+quarter, ...), ``s`` the solver state per pixel (float32 RGB: the image, the previous
+image, and L-BFGS's 2m history vectors or Adam's two moments), and ``members_in_flight``
+the members computed at once (1 for a transfer or a ``loop`` sweep, all of them under
+``vmap``, one batch under ``map``).
+
+``TEMP_BYTES_PER_ACTIVATION`` is measured: XLA:CPU's compiled chunk program reports
+(``compiled.memory_analysis().temp_size_in_bytes``) 3,852 bytes per pixel for L-BFGS and
+3,636 for Adam at 64x48, 128x96 and 256x192 px, linear in the pixels to 1% (paper layers,
+so a = 320): 12 bytes, three float32 values, per activation element, rounded up. The
+estimate is for refusing runs that cannot fit, not for packing a machine full: a run
+refused here would have been killed by the system after minutes, or swapped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+
+import jax
+
+from stylejax._src import layers as vgg_layers
+from stylejax._src.errors import InvalidSetting
+
+# The process itself: the JAX runtime, the VGG19 parameters (80 MB) and their prepared
+# copies (Winograd keeps two transformed kernels), the pictures.
+BASE_BYTES = 1 << 30
+# XLA's temporary buffers per activation element (see the module docstring).
+TEMP_BYTES_PER_ACTIVATION = 12
+# The per-iteration values a chunk returns and carries (float32 each, twice).
+CHUNK_BYTES_PER_ITERATION = 8
+
+
+def activations_per_pixel(deepest: str) -> float:
+    """Activation elements per input pixel of every layer up to ``deepest`` (inclusive),
+    counting each convolution's output and each pooling's."""
+    total = 0.0
+    for name in vgg_layers.SEQUENCE:
+        if name.startswith("pool"):
+            channels = vgg_layers.CONV_BY_NAME[f"conv{name[4]}_1"].out_channels
+        else:
+            channels = vgg_layers.CONV_BY_NAME[name].out_channels
+        total += channels / vgg_layers.DOWNSAMPLING[name] ** 2
+        if name == deepest:
+            break
+    return total
+
+
+def state_bytes_per_pixel(optimizer: str, lbfgs_memory: int = 10) -> int:
+    """The solver state's float32 RGB images per pixel, in bytes."""
+    images = 2 + (2 * lbfgs_memory if optimizer == "lbfgs" else 2)
+    return images * 3 * 4
+
+
+def estimate_bytes(height: int, width: int, layers, optimizer: str, *, members: int = 1,
+                   members_in_flight: int = 1, chunk: int = 1) -> int:
+    """The memory (bytes) a solve or sweep of ``members`` at ``height`` x ``width`` px needs.
+
+    Args:
+      layers: every layer the loss reads (content and style); the deepest one counts.
+      members_in_flight: members computed at once (see the module docstring).
+      chunk: iterations per compiled chunk.
+    """
+    order = vgg_layers.SEQUENCE.index
+    deepest = max((vgg_layers.canonical_name(n) for n in layers), key=order)
+    per_pixel = (TEMP_BYTES_PER_ACTIVATION * activations_per_pixel(deepest)
+                 + state_bytes_per_pixel(optimizer))
+    return int(BASE_BYTES + members_in_flight * height * width * per_pixel
+               + members * chunk * CHUNK_BYTES_PER_ITERATION)
+
+
+def _meminfo_available() -> int | None:
+    try:
+        with open("/proc/meminfo") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def _cgroup_available() -> int | None:
+    """What the cgroup (v2) still allows this process: memory.max - memory.current."""
+    try:
+        with open("/sys/fs/cgroup/memory.max") as handle:
+            limit = handle.read().strip()
+        if limit == "max":
+            return None
+        with open("/sys/fs/cgroup/memory.current") as handle:
+            used = int(handle.read().strip())
+        return max(int(limit) - used, 0)
+    except (OSError, ValueError):
+        return None
+
+
+def available_bytes() -> int | None:
+    """The memory a run may use: an accelerator's own memory limit (``memory_stats``), or
+    on the CPU the host's available memory (``MemAvailable``, and the cgroup's limit where
+    one is set). None where neither can be read."""
+    device = jax.local_devices()[0]
+    if device.platform != "cpu":
+        stats = device.memory_stats() or {}
+        if "bytes_limit" in stats:
+            return int(stats["bytes_limit"]) - int(stats.get("bytes_in_use", 0))
+        return None
+    candidates = [b for b in (_meminfo_available(), _cgroup_available()) if b is not None]
+    if not candidates and hasattr(os, "sysconf"):
+        with contextlib.suppress(ValueError, OSError):
+            candidates.append(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    return min(candidates) if candidates else None
+
+
+def format_bytes(count: float) -> str:
+    """``count`` bytes in GiB (or TiB, MiB), for one-line messages."""
+    for unit, power in (("TiB", 40), ("GiB", 30), ("MiB", 20)):
+        if count >= 2**power or unit == "MiB":
+            return f"{count / 2**power:.1f} {unit}"
+    raise AssertionError  # unreachable
+
+
+def check(needed: int, limit: float | None, what: str) -> None:
+    """Refuses a run whose estimated memory ``needed`` exceeds ``limit`` bytes.
+
+    ``limit`` None or infinite: no check (the budget was switched off, or the machine's
+    memory cannot be read).
+
+    Raises:
+      InvalidSetting: naming ``what`` (e.g. "a 4000x3000 px transfer"), the estimate and
+        the limit, and the ``max_memory`` setting that overrides it.
+    """
+    if limit is None or math.isinf(limit) or needed <= limit:
+        return
+    raise InvalidSetting(
+        f"{what} needs about {format_bytes(needed)} of memory (estimate), more than the "
+        f"{format_bytes(limit)} available; lower the size or the members, or set {{}} "
+        "to override", "max_memory")
