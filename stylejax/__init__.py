@@ -13,6 +13,7 @@ from stylejax._version import __version__
 # and ``stylejax --help`` answers at once. Flax is imported only for VGG19.
 _EXPORTS = {
     "weights": "stylejax.weights",
+    "colour": "stylejax.colour",
     "layers": "stylejax._src.layers",
     **dict.fromkeys(("LossSpec", "LossTerms", "LossWeights", "Targets", "compute_targets",
                      "content_loss", "gram", "loss_terms", "objective", "style_layer_loss",
@@ -22,7 +23,7 @@ _EXPORTS = {
     "quality_measures": "stylejax._src.quality",
     "sample_images": "stylejax._src.samples",
     **dict.fromkeys(("Member", "SweepResult", "product", "run_sweep"), "stylejax._src.sweep"),
-    "transfer": "stylejax._src.transfer",
+    **dict.fromkeys(("transfer", "combine_styles"), "stylejax._src.transfer"),
     "features": "stylejax._src.vgg",
     "VGG19": "stylejax._src.flax_vgg",
 }
@@ -32,7 +33,7 @@ def __getattr__(name):
     if name not in _EXPORTS:
         raise AttributeError(f"module 'stylejax' has no attribute {name!r}")
     module = importlib.import_module(_EXPORTS[name])
-    value = module if name in ("weights", "layers") else getattr(module, name)
+    value = module if name in ("weights", "colour", "layers") else getattr(module, name)
     globals()[name] = value
     return value
 
@@ -55,6 +56,8 @@ __all__ = [
     "Targets",
     "__version__",
     "balance_for_ratio",
+    "colour",
+    "combine_styles",
     "compute_targets",
     "content_loss",
     "features",

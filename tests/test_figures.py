@@ -34,7 +34,7 @@ def _load(name):
 @pytest.fixture(scope="module")
 def scripts():
     names = ("fig1_reconstructions", "fig3_styles", "fig4_layers_ratios", "fig5_content_layer",
-             "fig6_inits", "fig7_photo_to_photo")
+             "fig6_inits", "fig7_photo_to_photo", "fig2017_colour_control")
     return {name: _load(name) for name in names}
 
 
@@ -177,6 +177,33 @@ def test_fig7(scripts, reference_images_dir, tmp_path):
                                             "style_gram_distance_fell"])
     assert results["members"][0]["config"]["init"] == "content"
     assert results["members"][0]["config"]["ratio"] == 1e-2
+
+
+@pytest.mark.slow
+def test_fig2017_colour_control(scripts, reference_images_dir, tmp_path):
+    results = _run(scripts["fig2017_colour_control"], tmp_path, "--images", reference_images_dir)
+    _check_common(tmp_path, results, 1, 6, ["luminance_keeps_chroma", "original_keeps_chroma",
+                                            "histogram_nearer_photo_colours_than_none"])
+    trends = results["trends"]
+    assert trends["luminance_keeps_chroma"] is True and trends["original_keeps_chroma"] is True
+    assert trends["controls"]["luminance"]["chroma_error_to_content"] < 1 / 255
+    assert [m["config"]["color_control"] for m in results["members"]] == ["none", "luminance", "histogram",
+                                                                        "original"]
+
+
+def test_a_script_runs_as_a_program(tmp_path):
+    """The path a user takes (``python scripts/figN.py``), through ``figures.leave``."""
+    import subprocess
+    import sys
+
+    script = os.path.join(SCRIPTS, "fig7_photo_to_photo.py")
+    done = subprocess.run([sys.executable, script, "--help"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and "--content" in done.stdout, done.stderr
+    done = subprocess.run([sys.executable, script, "--content", str(tmp_path / "none.jpg"), "--style",
+                           str(tmp_path / "none.jpg"), "--out", str(tmp_path / "out"), "--weights", "random"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "no such file" in done.stderr, done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
 
 
 def test_grid_puts_each_panel_at_its_cell(tmp_path):

@@ -69,9 +69,10 @@ def test_figure_and_bench_scripts_use_the_public_api(name):
 
 def test_the_public_api_is_explicit():
     import stylejax
+    import stylejax.colour
     import stylejax.weights
 
-    for module in (stylejax, stylejax.weights):
+    for module in (stylejax, stylejax.weights, stylejax.colour):
         assert all(hasattr(module, name) for name in module.__all__)
     assert not {"UserError", "resolve_config", "TransferConfig", "run_transfer"} & set(stylejax.__all__)
     assert {"transfer", "run_sweep", "Member", "product", "PRESETS", "balance_for_ratio"} <= set(stylejax.__all__)

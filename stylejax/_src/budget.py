@@ -15,7 +15,8 @@ the members computed at once (1 for a transfer or a ``loop`` sweep, all of them 
 
 ``TEMP_BYTES_PER_ACTIVATION`` is measured: XLA:CPU's compiled chunk program reports
 (``compiled.memory_analysis().temp_size_in_bytes``) 3,852 bytes per pixel for L-BFGS and
-3,636 for Adam at 64x48, 128x96 and 256x192 px, linear in the pixels to 1% (paper layers,
+3,636 for Adam at 64x48, 128x96 and 256x192 px (L-BFGS also at 512x384 and 1024x768 px),
+linear in the pixels to 1% (paper layers,
 so a = 320): 12 bytes, three float32 values, per activation element, rounded up. The
 estimate is for refusing runs that cannot fit, not for packing a machine full: a run
 refused here would have been killed by the system after minutes, or swapped.

@@ -24,7 +24,8 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from stylejax._src import vgg
+from stylejax._src import colour, vgg
+from stylejax._src.convention import InputConvention
 
 
 def gram(features):
@@ -59,6 +60,11 @@ class LossSpec(NamedTuple):
     content_layers: tuple[str, ...]
     style_layers: tuple[str, ...]
     pooling: str
+    # Luminance-only transfer (colour control, CVPR 2017 Sec. 5): with the weights' input
+    # convention here, every image (the optimised one and both targets) is replaced by the
+    # grey image of its luminance before the network sees it, so the objective depends on
+    # luminance alone and chroma gets no gradient. None: the images as they are.
+    luminance: InputConvention | None = None
 
 
 class LossWeights(NamedTuple):
@@ -97,8 +103,16 @@ def _layers_needed(spec: LossSpec) -> tuple[str, ...]:
     return tuple(dict.fromkeys(spec.content_layers + spec.style_layers))
 
 
+def _seen(image, spec: LossSpec):
+    """``image`` as the objective sees it: itself, or its luminance as a grey image."""
+    if spec.luminance is None:
+        return image
+    return spec.luminance.to_network(colour.grey(spec.luminance.to_rgb01(image)))
+
+
 def compute_targets(params, content_image, style_image, spec: LossSpec) -> Targets:
     """Content responses P^l and style Grams A^l (Eq. 1, 3) for the layers of ``spec``."""
+    content_image, style_image = _seen(content_image, spec), _seen(style_image, spec)
     content = ()
     if spec.content_layers:
         content_features = vgg.features(params, content_image, spec.content_layers, spec.pooling)
@@ -112,6 +126,7 @@ def compute_targets(params, content_image, style_image, spec: LossSpec) -> Targe
 
 def loss_terms(image, params, targets: Targets, weights: LossWeights, spec: LossSpec) -> LossTerms:
     """Every term of Eq. 7 at ``image`` (H, W, 3, in the network's input space)."""
+    image = _seen(image, spec)
     layer_features = vgg.features(params, image, _layers_needed(spec), spec.pooling)
     zero = jnp.zeros((), image.dtype)
     content_per_layer = jnp.stack(

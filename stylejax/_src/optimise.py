@@ -300,24 +300,32 @@ def drive(
     on_progress: Callable[[int, Any], None] | None = None,
     save_every: int = 0,
     on_save: Callable[[int, Any], None] | None = None,
+    checkpoint_every: int = 0,
+    on_checkpoint: Callable[[int, Any, np.ndarray], None] | None = None,
+    start: int = 0,
 ) -> Driven:
     """The one Python loop over compiled chunks, for a solve, a sweep and the benchmark.
 
     ``chunk(state, args, n)`` runs up to ``n`` iterations (a compiled :func:`run_chunk`,
     or its ``vmap``/``lax.map`` over members) and returns ``(state, values)``, values of
     shape ``(chunk_size,)``, or ``(members, chunk_size)`` when ``batched``. One chunk is
-    kept in flight while the previous one's values are read. Between chunks:
-    ``on_progress(iterations_done, latest)`` (latest: a float, or one per member);
-    ``on_save(iteration, state.image)`` every ``save_every`` iterations. The run stops
-    after ``iterations``, on Ctrl-C (after the running chunk) or once every member's
-    objective stopped being finite.
+    kept in flight while the previous one's values are read. ``state`` has taken
+    ``start`` iterations already (a resumed run); the loop runs it to ``iterations`` in
+    all. Between chunks: ``on_progress(iterations_done, latest)`` (latest: a float, or one
+    per member); ``on_save(iteration, state.image)`` every ``save_every`` iterations;
+    ``on_checkpoint(iteration, state, values)`` every ``checkpoint_every`` iterations,
+    with the values this loop has read (the state is the one the next chunk will donate:
+    copy what you keep). Iteration numbers count from the run's start, ``start``
+    included. The run stops after ``iterations``, on Ctrl-C (after the running chunk) or
+    once every member's objective stopped being finite.
     """
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be a whole number >= 1, got {chunk_size}")
     collected: list[np.ndarray] = []
     pending = None  # the chunk in flight: its values and the count it should have taken
-    done = 0
+    done = start
     interrupted = False
+    periods = [p for p, hook in ((save_every, on_save), (checkpoint_every, on_checkpoint)) if p and hook]
 
     def collect(result) -> bool:
         """Reads one chunk's values; False once no member is finite any more."""
@@ -328,35 +336,41 @@ def drive(
             return True
         latest = taken[..., -1]
         if on_progress is not None:
-            on_progress(sum(c.shape[-1] for c in collected), latest if batched else float(latest))
+            on_progress(start + sum(c.shape[-1] for c in collected), latest if batched else float(latest))
         return bool(np.isfinite(latest).any())
+
+    def read() -> np.ndarray:
+        return (np.concatenate(collected, axis=-1) if collected
+                else np.zeros((*np.shape(state.iteration), 0), np.float32))
 
     with _InterruptFlag() as interrupt:
         while done < iterations:
-            n = min(chunk_size, iterations - done)
-            if save_every:
-                n = min(n, save_every - done % save_every)
+            n = min(chunk_size, iterations - done, *(p - done % p for p in periods))
             state, chunk_values = chunk(state, args, jnp.asarray(n, jnp.int32))
             done += n
             previous, pending = pending, (chunk_values, n)
             if previous is not None and not collect(previous):
                 pending = None
                 break
-            if save_every and on_save is not None and done % save_every == 0:
+            due_save = bool(save_every and on_save is not None and done % save_every == 0)
+            due_checkpoint = bool(checkpoint_every and on_checkpoint is not None
+                                  and done % checkpoint_every == 0)
+            if due_save or due_checkpoint:
                 finite = collect(pending)
                 pending = None
                 if not finite:
                     break
-                on_save(done, state.image)
+                if due_save:
+                    on_save(done, state.image)
+                if due_checkpoint:
+                    on_checkpoint(done, state, read())
             if interrupt.raised:
                 interrupted = done < iterations
                 break
         if pending is not None:
             collect(pending)
         jax.block_until_ready(state)
-    values = (np.concatenate(collected, axis=-1) if collected
-              else np.zeros((*np.shape(state.iteration), 0), np.float32))
-    return Driven(state=state, values=values, done=done, interrupted=interrupted)
+    return Driven(state=state, values=read(), done=done, interrupted=interrupted)
 
 
 def member_status(finite: bool, iteration: int, iterations: int, interrupted: bool) -> str:
@@ -389,20 +403,29 @@ def solve(
     on_progress: Callable[[int, float], None] | None = None,
     save_every: int = 0,
     on_save: Callable[[int, jnp.ndarray], None] | None = None,
+    initial_state: SolveState | None = None,
+    checkpoint_every: int = 0,
+    on_checkpoint: Callable[[int, SolveState, np.ndarray], None] | None = None,
 ) -> SolveResult:
     """Runs ``iterations`` steps from ``image``; stops early on Ctrl-C or a non-finite loss.
 
     ``on_progress(iterations_done, latest_value)`` is called between chunks;
-    ``on_save(iteration, image)`` every ``save_every`` iterations.
+    ``on_save(iteration, image)`` every ``save_every`` iterations;
+    ``on_checkpoint(iteration, state, values)`` every ``checkpoint_every`` (see
+    :func:`drive`). ``initial_state``: a state saved after k iterations (its image has
+    ``image``'s shape) to resume from; the run then takes iterations k+1..``iterations``,
+    and its ``values`` are those of the iterations it ran.
     """
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be a whole number >= 1, got {chunk_size}")
     compiled = compile_solver(image, args, spec, chunk_size)
     start = time.perf_counter()
     args = args._replace(params=compiled.prepare(args.params))
-    driven = drive(compiled.chunk, compiled.init(image, args), args, iterations,
-                   chunk_size=chunk_size, on_progress=on_progress, save_every=save_every,
-                   on_save=on_save)
+    state = compiled.init(image, args) if initial_state is None else initial_state
+    driven = drive(compiled.chunk, state, args, iterations, chunk_size=chunk_size,
+                   on_progress=on_progress, save_every=save_every, on_save=on_save,
+                   checkpoint_every=checkpoint_every, on_checkpoint=on_checkpoint,
+                   start=0 if initial_state is None else int(initial_state.iteration))
     seconds = time.perf_counter() - start
     state = driven.state
     history = finite_history(driven.values)

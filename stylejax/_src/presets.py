@@ -34,6 +34,9 @@ PRESETS: dict[str, dict] = {
         "weights": "auto",
         "balance": None,
         "tv_balance": None,
+        "color_control": "none",
+        "histogram_match": "pca",
+        "scales": None,
     },
     # Seeded random VGG19 weights (``--weights random``; chosen automatically for them).
     # Tuned on the paper's Neckarfront x Starry Night and Kandinsky, checked on held-out
@@ -62,6 +65,9 @@ PRESETS: dict[str, dict] = {
         "weights": "random",
         "balance": 0.03,
         "tv_balance": 0.003,
+        "color_control": "none",
+        "histogram_match": "pca",
+        "scales": None,
     },
 }
 

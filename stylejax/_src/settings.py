@@ -8,12 +8,13 @@ instead (``--ratio``) through :meth:`InvalidSetting.named`.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 
 import numpy as np
 
+from stylejax._src import colour, vgg
 from stylejax._src import layers as vgg_layers
-from stylejax._src import vgg
 from stylejax._src.errors import InvalidSetting, quote
 from stylejax._src.optimise import OPTIMIZERS
 from stylejax._src.presets import BALANCED, PRESETS
@@ -23,7 +24,8 @@ from stylejax._src.presets import BALANCED, PRESETS
 NAMES = (
     "size", "iterations", "optimizer", "lr", "ratio", "content_weight", "style_weight",
     "balance", "content_layer", "style_layers", "style_layer_weights", "tv_weight",
-    "tv_balance", "init", "seed", "pooling", "save_every", "chunk",
+    "tv_balance", "init", "seed", "pooling", "save_every", "chunk", "color_control",
+    "histogram_match", "scales",
 )
 
 
@@ -96,6 +98,12 @@ class Settings:
     balance: float | None = None  # alpha from the pictures (balance.py); None: as given
     tv_balance: float | None = None  # the TV weight from the pictures; None: as given
     preset_reason: str = "the default"
+    color_control: str = "none"  # colour.COLOR_CONTROLS (CVPR 2017 Sec. 5)
+    histogram_match: str = "pca"  # colour.HISTOGRAM_MODES, for color_control "histogram"
+    # Coarse to fine (CVPR 2017 Sec. 6): the sizes, increasing, and the iterations at each;
+    # ``size`` is then the last and ``iterations`` their sum. Empty: one scale.
+    scales: tuple[int, ...] = ()
+    scale_iterations: tuple[int, ...] = ()
 
     @property
     def ratio(self) -> float | None:
@@ -112,6 +120,7 @@ class Settings:
     def to_dict(self) -> dict:
         data = dataclasses.asdict(self)
         data["style_layers"] = list(self.style_layers)
+        data["scales"], data["scale_iterations"] = list(self.scales), list(self.scale_iterations)
         if not isinstance(self.style_layer_weights, str):
             data["style_layer_weights"] = list(self.style_layer_weights)
         data["ratio"] = self.ratio
@@ -128,6 +137,40 @@ def _layer_weights(text_or_values, n: int) -> tuple[float, ...]:
         raise InvalidSetting(f"{{}} gives {len(weights)} weights for {n} style layers",
                              "style_layer_weights")
     return weights
+
+
+def _counts(value, name: str, minimum: int) -> tuple[int, ...]:
+    if isinstance(value, str):
+        parts = [p for p in value.split(",") if p.strip()]
+    elif isinstance(value, (list, tuple)):
+        parts = list(value)
+    else:
+        parts = [value]
+    if not parts:
+        raise InvalidSetting("{} is empty", name)
+    return tuple(count(p, name, minimum) for p in parts)
+
+
+def _sizes_and_iterations(settings: dict, given: dict):
+    """(size, iterations, scales, scale_iterations): one scale, or coarse to fine when
+    ``scales`` is given (sizes increasing, one iteration count per scale or one for all)."""
+    if settings.get("scales") in (None, "", ()):
+        return (count(settings["size"], "size", minimum=vgg_layers.MIN_IMAGE_SIDE),
+                count(settings["iterations"], "iterations"), (), ())
+    if "size" in given:
+        raise InvalidSetting("give {} or {}, not both: the last scale is the size", "size", "scales")
+    scales = _counts(settings["scales"], "scales", vgg_layers.MIN_IMAGE_SIDE)
+    if any(b <= a for a, b in itertools.pairwise(scales)):
+        raise InvalidSetting("{} must increase, got " + quote(",".join(map(str, scales))), "scales")
+    per_scale = _counts(settings["iterations"], "iterations", 0)
+    if len(per_scale) == 1:
+        per_scale = per_scale * len(scales)
+    if len(per_scale) != len(scales):
+        raise InvalidSetting(f"{{}} gives {len(per_scale)} counts for {len(scales)} {{}}",
+                             "iterations", "scales")
+    if sum(per_scale) > COUNT_MAX:
+        raise InvalidSetting(f"{{}} add up to more than {COUNT_MAX}", "iterations")
+    return scales[-1], sum(per_scale), scales, per_scale
 
 
 def resolve(preset: str, given: dict, reason: str = "the default") -> dict:
@@ -195,11 +238,20 @@ def resolve(preset: str, given: dict, reason: str = "the default") -> dict:
     chunk = settings["chunk"]
     if chunk is not None:
         chunk = count(chunk, "chunk", minimum=1)
+    color_control = settings["color_control"]
+    if color_control not in colour.COLOR_CONTROLS:
+        raise InvalidSetting(f"unknown {{}} {quote(color_control)}: expected one of "
+                             f"{', '.join(colour.COLOR_CONTROLS)}", "color_control")
+    histogram_match = settings["histogram_match"]
+    if histogram_match not in colour.HISTOGRAM_MODES:
+        raise InvalidSetting(f"unknown {{}} {quote(histogram_match)}: expected one of "
+                             f"{', '.join(colour.HISTOGRAM_MODES)}", "histogram_match")
 
+    size, iterations, scales, scale_iterations = _sizes_and_iterations(settings, given)
     return dict(
         preset=preset,
-        size=count(settings["size"], "size", minimum=vgg_layers.MIN_IMAGE_SIDE),
-        iterations=count(settings["iterations"], "iterations"),
+        size=size,
+        iterations=iterations,
         optimizer=optimizer,
         lr=lr,
         content_weight=alpha,
@@ -216,4 +268,8 @@ def resolve(preset: str, given: dict, reason: str = "the default") -> dict:
         balance=balance,
         tv_balance=tv_balance,
         preset_reason=reason,
+        color_control=color_control,
+        histogram_match=histogram_match,
+        scales=scales,
+        scale_iterations=scale_iterations,
     )

@@ -34,7 +34,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from stylejax._src import balance, image_ops, losses, optimise, presets
+from stylejax._src import balance, colour, image_ops, losses, optimise, presets
 from stylejax._src import layers as vgg_layers
 from stylejax._src.errors import invalid
 
@@ -164,12 +164,14 @@ def product(
     ]
 
 
-def loss_spec(members: list[Member], pooling: str) -> losses.LossSpec:
-    """The union of the members' layers, each list in forward order."""
+def loss_spec(members: list[Member], pooling: str, luminance=None) -> losses.LossSpec:
+    """The union of the members' layers, each list in forward order (``luminance``: the
+    weights' input convention for a luminance-only objective, see losses.LossSpec)."""
     style = {vgg_layers.canonical_name(n) for m in members for n in m.style_layers}
     content = {vgg_layers.canonical_name(m.content_layer) for m in members if m.content_layer}
     order = vgg_layers.SEQUENCE.index
-    return losses.LossSpec(tuple(sorted(content, key=order)), tuple(sorted(style, key=order)), pooling)
+    return losses.LossSpec(tuple(sorted(content, key=order)), tuple(sorted(style, key=order)), pooling,
+                           luminance)
 
 
 def member_weights(members: list[Member], spec: losses.LossSpec) -> losses.LossWeights:
@@ -305,12 +307,24 @@ def run_sweep(
     shard: bool = True,
     progress=None,
     count_evaluations: bool = False,
+    color_control: str = "none",
+    histogram_match: str = "pca",
 ) -> SweepResult:
-    """Runs every member from the same content and style pictures (RGB, same shape)."""
+    """Runs every member from the same content and style pictures (RGB, same shape).
+
+    ``color_control`` and ``histogram_match`` (stylejax/_src/colour.py) apply to every
+    member: they change the style target and the loss spec, which the members share.
+    """
     if not members:
         raise invalid("a sweep needs at least one member")
     if mode not in BATCH_MODES:
         raise invalid(f"unknown batch mode {mode!r}: expected one of {', '.join(BATCH_MODES)}")
+    if color_control not in colour.COLOR_CONTROLS:
+        raise invalid(f"unknown color control {color_control!r}: expected one of "
+                      f"{', '.join(colour.COLOR_CONTROLS)}")
+    if histogram_match not in colour.HISTOGRAM_MODES:
+        raise invalid(f"unknown histogram match {histogram_match!r}: expected one of "
+                      f"{', '.join(colour.HISTOGRAM_MODES)}")
 
     backend = jax.default_backend()
     mode = default_mode(backend, optimizer) if mode == "auto" else mode
@@ -318,7 +332,8 @@ def run_sweep(
     chunk_size = optimise.chunk_length(chunk_size or default_chunk, iterations, default_chunk)
     convention = weights.convention
     lr = lr if lr is not None else presets.ADAM_STEP_FRACTION * convention.unit
-    spec = loss_spec(members, pooling)
+    spec = loss_spec(members, pooling, convention if color_control == "luminance" else None)
+    style_rgb = colour.style_target(style_rgb, content_rgb, color_control, histogram_match)
     # This sweep's own count of executed evaluations (None: not counted).
     counter = optimise.EvaluationCounter() if count_evaluations else None
     solver = optimise.SolverSpec(optimizer=optimizer, loss=spec, evaluation_counter=counter)
@@ -410,7 +425,8 @@ def run_sweep(
     kept = jnp.where(states.finite.reshape(-1, *([1] * (states.image.ndim - 1))),
                      states.image, states.previous_image)
     final = terms_fn(kept, params, targets, loss_weights)
-    rgb = np.clip(np.asarray(convention.to_rgb01(kept))[:count], 0.0, 1.0)
+    rgb = np.stack([colour.finish(image, content_rgb, color_control)
+                    for image in np.asarray(convention.to_rgb01(kept))[:count]])
     for k in range(count):
         if finite[k]:
             histories[k].append(float(final.total[k]))

@@ -9,15 +9,20 @@ command line's ``stylejax transfer`` (stylejax/cli/transfer.py) reads and writes
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
 from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from flax import serialization
 
-from stylejax._src import balance, convolution, image_ops, losses, optimise, presets
+from stylejax._src import balance, colour, convolution, image_ops, losses, optimise, presets
 from stylejax._src import settings as settings_lib
+from stylejax._src.convention import InputConvention
+from stylejax._src.errors import invalid
 from stylejax._src.settings import Settings
 from stylejax._src.weights.weights_file import LoadedWeights
 from stylejax._version import __version__
@@ -28,12 +33,28 @@ class NonFiniteLoss(FloatingPointError):
 
 
 @dataclasses.dataclass
+class Resume:
+    """Where a run stands after ``iteration`` iterations: the solver's whole state (the
+    image, L-BFGS's memory or Adam's moments, counters; host arrays) and the objective at
+    x_0 .. x_{iteration-1}. What a checkpoint holds, apart from the file's bookkeeping."""
+
+    iteration: int
+    state: Any  # an optimise.SolveState of NumPy arrays, or its flax state dict
+    history: list[float]
+
+    def state_dict(self) -> dict:
+        """The state as nested dicts of arrays (flax.serialization's state dict)."""
+        return self.state if isinstance(self.state, dict) else serialization.to_state_dict(self.state)
+
+
+@dataclasses.dataclass
 class TransferOutcome:
     report: dict
     status: str  # completed | interrupted | non-finite
     image: np.ndarray  # RGB in [0, 1]: the result, or the last finite image
     settings: Settings  # with the learning rate, chunk and balanced weights resolved
     nonfinite_at: int | None = None  # the iteration whose objective was not finite
+    resume: Resume | None = None  # the solver's final state, to continue the run later
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,7 +77,8 @@ def prepare_inputs(content: np.ndarray, style: np.ndarray, cfg: Settings,
     picture to the content's exact shape (the paper resizes the style image)."""
     shape = image_ops.output_shape(content.shape[0], content.shape[1], cfg.size)
     content_resized = image_ops.resize(content, shape)
-    style_resized = image_ops.resize(style, shape)
+    style_resized = colour.style_target(image_ops.resize(style, shape), content_resized,
+                                        cfg.color_control, cfg.histogram_match)
     if init_image is not None:
         init = image_ops.resize(init_image, shape)
     elif cfg.init == "noise":
@@ -76,10 +98,17 @@ def prepare_inputs(content: np.ndarray, style: np.ndarray, cfg: Settings,
     )
 
 
-def loss_spec(cfg: Settings) -> losses.LossSpec:
-    """The static loss spec of a config."""
+def loss_spec(cfg: Settings, convention: InputConvention | None = None) -> losses.LossSpec:
+    """The static loss spec of a config (``convention``: the weights', needed for a
+    luminance-only objective)."""
+    luminance = None
+    if cfg.color_control == "luminance":
+        if convention is None:
+            raise ValueError("a luminance-only objective needs the weights' input convention")
+        luminance = convention
     return losses.LossSpec(
-        content_layers=(cfg.content_layer,), style_layers=cfg.style_layers, pooling=cfg.pooling
+        content_layers=(cfg.content_layer,), style_layers=cfg.style_layers, pooling=cfg.pooling,
+        luminance=luminance,
     )
 
 
@@ -144,6 +173,9 @@ def run(
     *,
     progress: Callable[[int, float], None] | None = None,
     on_save: Callable[[int, np.ndarray, Settings], None] | None = None,
+    resume: Resume | None = None,
+    checkpoint_every: int = 0,
+    on_checkpoint: Callable[[Resume], None] | None = None,
 ) -> TransferOutcome:
     """Optimises one image as ``cfg`` says; writes nothing.
 
@@ -153,6 +185,11 @@ def run(
       cfg: the settings (:class:`Settings`, or the command line's config built on it).
       progress: ``(iterations_done, latest_loss)`` between compiled chunks, or None.
       on_save: ``(iteration, rgb, settings)`` every ``cfg.save_every`` iterations, or None.
+      resume: the solver's state and history after k iterations of this same run (from
+        ``on_checkpoint`` or ``TransferOutcome.resume``): the run continues with
+        iterations k+1..``cfg.iterations`` and ends as the uninterrupted run would.
+      checkpoint_every, on_checkpoint: ``on_checkpoint(resume)`` every
+        ``checkpoint_every`` iterations (host copies; nothing written here).
 
     Raises:
       NonFiniteLoss: the objective is not finite at the initial image. A run that turns
@@ -165,7 +202,7 @@ def run(
     chunk = optimise.chunk_length(cfg.chunk or default_chunk, cfg.iterations, default_chunk)
     cfg = dataclasses.replace(cfg, lr=lr, chunk=chunk)
 
-    spec = loss_spec(cfg)
+    spec = loss_spec(cfg, convention)
     params = jax.tree.map(jnp.asarray, weights.params)
     content = jnp.asarray(convention.to_network(inputs.content))
     style = jnp.asarray(convention.to_network(inputs.style))
@@ -194,8 +231,18 @@ def run(
     args = optimise.SolveArgs(params, targets, loss_weights, jnp.asarray(lr, jnp.float32))
 
     def save_intermediate(iteration, network_image):
-        on_save(iteration, np.asarray(convention.to_rgb01(network_image)), cfg)
+        rgb = colour.finish(convention.to_rgb01(network_image), inputs.content, cfg.color_control)
+        on_save(iteration, rgb, cfg)
 
+    earlier = [] if resume is None else list(resume.history)
+
+    def checkpoint(iteration, state, values):
+        on_checkpoint(Resume(iteration, jax.device_get(state), [*earlier, *optimise.finite_history(values)]))
+
+    initial_state = None
+    if resume is not None:
+        target = jax.eval_shape(functools.partial(optimise.init_state, spec=solver_spec), init, args)
+        initial_state = jax.tree.map(jnp.asarray, serialization.from_state_dict(target, resume.state_dict()))
     result = optimise.solve(
         init,
         args,
@@ -205,8 +252,12 @@ def run(
         on_progress=progress,
         save_every=cfg.save_every,
         on_save=save_intermediate if on_save is not None else None,
+        initial_state=initial_state,
+        checkpoint_every=checkpoint_every,
+        on_checkpoint=checkpoint if on_checkpoint is not None else None,
     )
     compile_seconds += result.compile_seconds
+    values = [*earlier, *result.values]
 
     final_image = result.state.image
     final = terms_fn(final_image, params, targets, loss_weights)
@@ -223,7 +274,7 @@ def run(
 
     # values[i] is the objective at x_i for the iterations taken; the final image's
     # objective closes the curve unless the run stopped on a non-finite value.
-    history = list(result.values) if status == "non-finite" else [*result.values, float(final.total)]
+    history = list(values) if status == "non-finite" else [*values, float(final.total)]
     report = {
         "stylejax_version": __version__,
         "status": status,
@@ -247,9 +298,82 @@ def run(
         "convolution": convolution.resolve(solver_spec.convolution),
         "jax_version": jax.__version__,
     }
-    rgb = np.clip(np.asarray(convention.to_rgb01(final_image), np.float32), 0.0, 1.0)
+    if resume is not None:
+        report["resumed_at"] = resume.iteration
+    rgb = colour.finish(convention.to_rgb01(final_image), inputs.content, cfg.color_control)
     return TransferOutcome(report=report, status=status, image=rgb, settings=cfg,
-                           nonfinite_at=nonfinite_at)
+                           nonfinite_at=nonfinite_at,
+                           resume=Resume(result.iterations, jax.device_get(result.state), values))
+
+
+_STAGE_FIELDS = ("status", "iterations", "evaluations", "seconds", "compile_seconds", "history")
+
+
+def run_scales(
+    content: np.ndarray,
+    style: np.ndarray,
+    weights: LoadedWeights,
+    cfg: Settings,
+    init_image: np.ndarray | None = None,
+    *,
+    progress: Callable[[int, float], None] | None = None,
+    on_save: Callable[[int, np.ndarray, Settings], None] | None = None,
+    resume: Resume | None = None,
+    checkpoint_every: int = 0,
+    on_checkpoint: Callable[[Resume], None] | None = None,
+) -> TransferOutcome:
+    """:func:`run` from the pictures at their own sizes: at ``cfg.size``, or coarse to fine
+    over ``cfg.scales`` (CVPR 2017 Sec. 6, the authors' notebooks: 512 px for 500
+    iterations, then 1024 px for 200), each scale starting from the previous result
+    upsampled, with its own ``cfg.scale_iterations``; writes nothing.
+
+    The report is the last scale's, with ``iterations``, ``evaluations``, ``seconds`` and
+    ``compile_seconds`` summed over the scales, ``config`` the whole run's, and ``scales``
+    one record per scale run (its size, output shape, status, counts, times, history and
+    final total). A scale that is interrupted or turns non-finite ends the run there.
+    Progress and ``on_save`` count iterations over the whole run. ``resume`` and the
+    checkpoint hooks are :func:`run`'s, for one size only.
+    """
+    if not cfg.scales:
+        return run(prepare_inputs(content, style, cfg, init_image), weights, cfg, progress=progress,
+                   on_save=on_save, resume=resume, checkpoint_every=checkpoint_every,
+                   on_checkpoint=on_checkpoint)
+    if resume is not None or on_checkpoint is not None:
+        raise invalid("checkpoints and resuming work with one size, not with scales")
+    stages, done, image, outcome = [], 0, init_image, None
+    for size, iterations in zip(cfg.scales, cfg.scale_iterations, strict=True):
+        stage = dataclasses.replace(cfg, size=size, iterations=iterations, scales=(), scale_iterations=(),
+                                    init="image" if image is not None else cfg.init)
+
+        def stage_progress(count, latest, offset=done):
+            progress(offset + count, latest)
+
+        def stage_save(iteration, rgb, settings, offset=done):
+            on_save(offset + iteration, rgb, settings)
+
+        outcome = run(prepare_inputs(content, style, stage, image), weights, stage,
+                      progress=stage_progress if progress is not None else None,
+                      on_save=stage_save if on_save is not None else None)
+        resolved = outcome.settings
+        record = {"size": size, "output_shape": outcome.report["images"]["output_shape"],
+                  **{key: outcome.report[key] for key in _STAGE_FIELDS},
+                  "final_total": outcome.report["final"]["total"],
+                  "content_weight": resolved.content_weight, "tv_weight": resolved.tv_weight,
+                  "style_layer_weights": list(resolved.style_layer_weights)}
+        stages.append(record)
+        offset = done
+        done += outcome.report["iterations"]
+        image = outcome.image
+        if outcome.status != "completed":
+            break
+    # The whole run's settings, with the last scale's resolved values (lr, chunk, weights).
+    whole = dataclasses.replace(outcome.settings, size=cfg.size, iterations=cfg.iterations, init=cfg.init,
+                                scales=cfg.scales, scale_iterations=cfg.scale_iterations)
+    report = dict(outcome.report)
+    report.update(config=whole.to_dict(), scales=stages, iterations=done,
+                  **{key: sum(r[key] for r in stages) for key in ("evaluations", "seconds", "compile_seconds")})
+    at = None if outcome.nonfinite_at is None else offset + outcome.nonfinite_at
+    return dataclasses.replace(outcome, report=report, settings=whole, nonfinite_at=at)
 
 
 def transfer(content_rgb, style_rgb, weights: LoadedWeights, *, preset: str = "paper",
@@ -266,7 +390,11 @@ def transfer(content_rgb, style_rgb, weights: LoadedWeights, *, preset: str = "p
       **settings: changes to the preset: size, iterations, optimizer, lr, ratio or
         content_weight/style_weight or balance, content_layer, style_layers,
         style_layer_weights (or "balanced"), tv_weight or tv_balance, init ("noise",
-        "content", "style" or an RGB array), seed, pooling, chunk, save_every.
+        "content", "style" or an RGB array), seed, pooling, chunk, save_every,
+        color_control ("none", "luminance", "histogram", "original": CVPR 2017 Sec. 5,
+        stylejax/_src/colour.py), histogram_match ("pca", "cholesky", "sym"), scales
+        (coarse to fine, e.g. (256, 512), with iterations one count per scale, e.g.
+        (150, 50): :func:`run_scales`).
 
     The report's ``status`` is ``completed``, ``interrupted`` (Ctrl-C) or ``non-finite``
     (the result is then the last finite image).
@@ -285,10 +413,24 @@ def transfer(content_rgb, style_rgb, weights: LoadedWeights, *, preset: str = "p
         cfg = dataclasses.replace(cfg, init="image")
     elif cfg.init not in ("noise", "content", "style"):
         raise ValueError(f"init must be noise, content, style or an RGB array, got {cfg.init!r}")
-    inputs = prepare_inputs(_rgb(content_rgb, "content_rgb"), _rgb(style_rgb, "style_rgb"), cfg,
-                            init_image)
-    outcome = run(inputs, weights, cfg, progress=progress)
+    outcome = run_scales(_rgb(content_rgb, "content_rgb"), _rgb(style_rgb, "style_rgb"), weights, cfg,
+                         init_image, progress=progress)
     return outcome.image, outcome.report
+
+
+def combine_styles(coarse_rgb, fine_rgb, weights: LoadedWeights, *, preset: str = "paper",
+                   fine_layers: tuple[str, ...] = ("conv1_1", "conv2_1"),
+                   progress: Callable[[int, float], None] | None = None,
+                   **settings) -> tuple[np.ndarray, dict]:
+    """A new style image from two (CVPR 2017 Sec. 6): the fine scales of ``fine_rgb`` (its
+    Gram matrices at ``fine_layers``, up to conv2_1 as in the paper) transferred onto
+    ``coarse_rgb``, which keeps its large-scale structure; ``fine_rgb``'s colours are
+    first matched to ``coarse_rgb``'s (histogram matching, ``pca``), as the authors do.
+    Use the result as the style image of a transfer. Returns (RGB, report) as
+    :func:`transfer`, whose ``settings`` it accepts (size, iterations, ...)."""
+    return transfer(coarse_rgb, fine_rgb, weights, preset=preset, progress=progress,
+                    **{"init": "content", "style_layers": tuple(fine_layers), "style_layer_weights": None,
+                       "color_control": "histogram", "histogram_match": "pca", **settings})
 
 
 def _rgb(image, name: str) -> np.ndarray:

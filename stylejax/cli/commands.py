@@ -17,6 +17,13 @@ MAX_MEMORY_HELP = ("refuse a run estimated to need more than this many GiB (defa
                    "memory available now); none: no check")
 
 
+COLOR_CONTROL_HELP = ("keep the photo's colours (CVPR 2017 Sec. 5): none (default), luminance "
+                      "(the objective sees luminance only; the photo's chroma put back), histogram "
+                      "(the painting's colours matched to the photo's first), original (the "
+                      "result's luminance with the photo's chroma)")
+HISTOGRAM_MATCH_HELP = "with --color-control histogram: pca (default), cholesky or sym"
+
+
 class _UsageError(Exception):
     pass
 
@@ -35,7 +42,10 @@ def _add_transfer_options(parser: argparse.ArgumentParser) -> None:
     add("--preset", help="settings to start from: paper (default), or random (the default "
                          "with --weights random)")
     add("--size", help="longest side of the output in px (paper: 512)")
-    add("--iterations", help="optimiser iterations (paper: 500); 0 writes the initial image")
+    add("--iterations", help="optimiser iterations (paper: 500), or one count per --scales; 0 writes "
+                             "the initial image")
+    add("--scales", help="coarse to fine, e.g. 256,512: each size in turn, from the previous result "
+                         "upsampled (instead of --size)")
     add("--optimizer", choices=("lbfgs", "adam"), help="lbfgs (paper) or adam")
     add("--lr", help="Adam step size in the weights' input space (default: 2%% of the RGB range)")
     add("--ratio", help="alpha/beta, content over style weight (paper: 1e-3)")
@@ -53,10 +63,16 @@ def _add_transfer_options(parser: argparse.ArgumentParser) -> None:
     add("--init", help="noise (paper), content, style, or an image PATH")
     add("--seed", help="seed of the noise init and of random weights (default 0)")
     add("--pooling", choices=("avg", "max"), help="avg (paper) or max")
+    add("--color-control", dest="color_control", help=COLOR_CONTROL_HELP)
+    add("--histogram-match", dest="histogram_match", help=HISTOGRAM_MATCH_HELP)
     add("--save-every", dest="save_every", help="also save the image every N iterations")
     add("--chunk", help="iterations per compiled chunk (default: measured per backend)")
     add("--report", help="write the JSON report here")
     add("--max-memory", dest="max_memory", help=MAX_MEMORY_HELP)
+    add("--checkpoint", help="write the solver's whole state here when the run ends or is "
+                             "interrupted (Ctrl-C, SIGTERM), to --resume it")
+    add("--checkpoint-every", dest="checkpoint_every", help="also write the checkpoint every N iterations")
+    add("--resume", help="continue the run saved in this checkpoint; --iterations stays the total")
     add("--quiet", action="store_true", default=None, help="no progress bar or messages")
     add("--debug", action="store_true", help="show tracebacks")
 
@@ -112,6 +128,10 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--optimizer", default="lbfgs", choices=("lbfgs", "adam"))
     sweep.add_argument("--lr")
     sweep.add_argument("--pooling", default="avg", choices=("avg", "max"))
+    sweep.add_argument("--color-control", dest="color_control", default="none",
+                       choices=("none", "luminance", "histogram", "original"), help=COLOR_CONTROL_HELP)
+    sweep.add_argument("--histogram-match", dest="histogram_match", default="pca",
+                       choices=("pca", "cholesky", "sym"), help=HISTOGRAM_MATCH_HELP)
     sweep.add_argument("--seed", default="0", help="seed of --weights random")
     sweep.add_argument("--chunk")
     sweep.add_argument("--max-memory", dest="max_memory", help=MAX_MEMORY_HELP)
@@ -176,7 +196,8 @@ def _transfer(args, say) -> int:
             "weights", "preset", "size", "iterations", "optimizer", "lr", "ratio",
             "content_weight", "style_weight", "content_layer", "style_layers",
             "style_layer_weights", "tv_weight", "balance", "tv_balance", "init", "seed", "pooling", "save_every",
-            "chunk", "report", "quiet", "max_memory",
+            "chunk", "report", "quiet", "max_memory", "color_control", "histogram_match", "scales",
+            "checkpoint", "checkpoint_every", "resume",
         )
     }
     cfg = config_lib.resolve(args.content, args.style, args.output, overrides)
@@ -299,7 +320,8 @@ def _sweep(args, say) -> int:
         pooling=args.pooling, seed=config_lib.count(args.seed, "--seed"), mode=args.batch_mode,
         batch_size=None if args.batch_size is None else config_lib.count(args.batch_size, "--batch-size", 1),
         chunk=None if args.chunk is None else config_lib.count(args.chunk, "--chunk", 1),
-        preset=(preset_name, reason), overwrite=args.overwrite, max_memory=args.max_memory, log=say,
+        preset=(preset_name, reason), overwrite=args.overwrite, max_memory=args.max_memory,
+        color_control=args.color_control, histogram_match=args.histogram_match, log=say,
     )
     statuses = [member["status"] for member in report["members"]]
     for index, status in enumerate(statuses):

@@ -28,6 +28,9 @@ class TransferConfig(Settings):
     report: str | None = None
     quiet: bool = False
     max_memory: str | None = None  # GiB, "none", or None: the memory available
+    checkpoint: str | None = None  # write the solver's state here (stylejax/_src/files/checkpoint.py)
+    checkpoint_every: int = 0  # ... also every N iterations
+    resume: str | None = None  # continue the run saved in this checkpoint
 
 
 def memory_limit(text: str | None) -> float | None:
@@ -99,7 +102,8 @@ def resolve(content: str, style: str, output: str, overrides: dict) -> TransferC
     """
     given = {k: v for k, v in overrides.items() if v is not None}
     preset_name, reason = choose_preset(given)
-    files = {k: given.pop(k) for k in ("report", "quiet", "max_memory") if k in given}
+    files = {k: given.pop(k) for k in ("report", "quiet", "max_memory", "checkpoint", "checkpoint_every",
+                                       "resume") if k in given}
     weights = str(given.pop("weights", PRESETS[preset_name]["weights"]))
     given.pop("preset", None)
     try:
@@ -108,7 +112,9 @@ def resolve(content: str, style: str, output: str, overrides: dict) -> TransferC
         raise user_error(error) from None
     return TransferConfig(**resolved, content=content, style=style, output=output, weights=weights,
                           report=files.get("report"), quiet=bool(files.get("quiet", False)),
-                          max_memory=files.get("max_memory"))
+                          max_memory=files.get("max_memory"), checkpoint=files.get("checkpoint"),
+                          checkpoint_every=count(files.get("checkpoint_every", 0), "--checkpoint-every"),
+                          resume=files.get("resume"))
 
 
 def choose_preset(given: dict) -> tuple[str, str]:

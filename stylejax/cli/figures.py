@@ -42,12 +42,13 @@ from stylejax._src.layers import MIN_IMAGE_SIDE
 from stylejax._src.weights.weights_source import RANDOM_BANNER, is_random, resolve_weights
 from stylejax._version import __version__
 from stylejax.cli import config as config_lib
-from stylejax.cli import signals
+from stylejax.cli import exit_codes, signals
 from stylejax.cli import transfer as transfer_command
 from stylejax.cli.exit_codes import EXIT_INTERRUPTED, EXIT_TERMINATED, EXIT_USER_ERROR
 from stylejax.cli.grid import write_grid
 
 IMAGES_ENV = images.IMAGES_ENV
+leave = exit_codes.leave  # the scripts end with figures.leave(main())
 DEFAULT_SIZE = 64
 DEFAULT_ITERATIONS = 20
 POOLING = "avg"  # the paper's choice
@@ -406,8 +407,10 @@ class FigureRun:
         ]
 
     def transfer(self, label: str, *, style_key: str, ratio: float, init: str = "noise:0",
-                 content_key: str = "content", output: str) -> Panel:
-        """One paper-settings transfer (conv4_2; conv1_1..conv5_1, 1/5) with ``stylejax transfer``'s code.
+                 content_key: str = "content", output: str, color_control: str = "none",
+                 histogram_match: str = "pca") -> Panel:
+        """One paper-settings transfer (conv4_2; conv1_1..conv5_1, 1/5) with ``stylejax transfer``'s code
+        (``color_control``: CVPR 2017 Sec. 5, stylejax/_src/colour.py).
 
         Successive transfers with the same settings and shape reuse one compilation.
         """
@@ -418,6 +421,7 @@ class FigureRun:
             "optimizer": self.args.optimizer, "ratio": ratio, "content_layer": "conv4_2",
             "style_layers": PAPER_STYLE_LAYERS, "init": "noise" if init.startswith("noise") else init,
             "seed": noise_seed, "pooling": POOLING, "quiet": True, "preset": "paper",
+            "color_control": color_control, "histogram_match": histogram_match,
         }
         if self.random:  # as adapt() does for sweeps
             preset = presets.PRESETS["random"]
@@ -434,7 +438,8 @@ class FigureRun:
                           "seconds": report["seconds"], "compile_seconds": report["compile_seconds"],
                           "traces": None, "executed_evaluations": report["evaluations"]})
         self.log(f"{label}: {report['seconds']:.1f} s + {report['compile_seconds']:.1f} s compile")
-        member = sweep.Member(ratio=ratio, init=init).describe()
+        member = {**sweep.Member(ratio=ratio, init=init).describe(), "color_control": color_control,
+                  "histogram_match": histogram_match}
         return Panel(outcome.image, label, member=member, losses={
             "initial": report["initial"], "final": report["final"], "iterations": report["iterations"],
             "evaluations": report["evaluations"], "seconds": report["seconds"],

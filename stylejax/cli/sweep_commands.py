@@ -162,7 +162,8 @@ def grid_layout(members: list[sweep.Member]):
 def write_results(out_dir: str, result: sweep.SweepResult, *, config: dict, weights_info: dict,
                   title: str) -> dict:
     """grid.png, member_NNN.png, results.json and results.csv in ``out_dir``."""
-    metadata = {"Software": f"stylejax {__version__}", "stylejax:weights_sha256": weights_info["sha256"]}
+    metadata = {"Software": f"stylejax {__version__}", "stylejax:weights_sha256": weights_info["sha256"],
+                "stylejax:sweep_config": json.dumps(config, sort_keys=True)}
     member_rows = []
     for index, member in enumerate(result.members):
         name = member_image_name(index)
@@ -294,7 +295,8 @@ def run_sweep_command(content: str, style: str, out_dir: str, *, members: list[s
                       weights: str, size: int, iterations: int, optimizer: str, lr: float | None,
                       pooling: str, seed: int, mode: str, batch_size: int | None, chunk: int | None,
                       preset: tuple[str, str] = ("paper", "the default"), overwrite: bool = False,
-                      max_memory: str | None = None, log=print, progress=None) -> dict:
+                      max_memory: str | None = None, color_control: str = "none",
+                      histogram_match: str = "pca", log=print, progress=None) -> dict:
     """Checks everything, runs the sweep, writes its files (:func:`write_results`).
 
     Nothing is written, and no folder created, before the run: a bad input, an output
@@ -327,11 +329,13 @@ def run_sweep_command(content: str, style: str, out_dir: str, *, members: list[s
         image_ops.resize(content_rgb, shape), image_ops.resize(style_rgb, shape), members, loaded,
         optimizer=optimizer, iterations=iterations, pooling=pooling, lr=lr, mode=mode,
         batch_size=batch_size, chunk_size=chunk, progress=signals.checking(progress),
+        color_control=color_control, histogram_match=histogram_match,
     )
     config = {"content": content, "style": style, "size": size, "output_shape": list(shape),
               "iterations": iterations, "optimizer": optimizer, "lr": lr, "pooling": pooling,
               "weights": weights, "seed": seed, "batch_mode": mode, "resolved_mode": result.mode,
-              "batch_size": batch_size, "chunk": chunk, "preset": preset[0], "preset_why": preset[1]}
+              "batch_size": batch_size, "chunk": chunk, "preset": preset[0], "preset_why": preset[1],
+              "color_control": color_control, "histogram_match": histogram_match}
     if any(m.balance is not None for m in members):
         config["ratio_mapping"] = (
             f"balance = {presets.PRESETS[preset[0]]['balance']:g} * ratio / "

@@ -17,7 +17,7 @@ import numpy as np
 from stylejax._src import budget, image_ops
 from stylejax._src import transfer as transfer_lib
 from stylejax._src.errors import InvalidSetting, UserError
-from stylejax._src.files import atomic, images, paths
+from stylejax._src.files import atomic, checkpoint, images, paths
 from stylejax._src.weights.weights_file import LoadedWeights
 from stylejax._src.weights.weights_source import RANDOM_BANNER, resolve_weights
 from stylejax._version import __version__
@@ -72,7 +72,14 @@ def check_destinations(cfg: config_lib.TransferConfig) -> None:
     output (stylejax/_src/files/paths.py)."""
     outputs = {"output": cfg.output, "report": cfg.report,
                "last-finite image": sibling_path(cfg.output, "last-finite")}
-    paths.check_outputs(outputs, _input_files(cfg))
+    inputs = _input_files(cfg)
+    paths.check_outputs({**outputs, "checkpoint": cfg.checkpoint}, inputs)
+    # The checkpoint may be the one resumed (read whole before it is replaced), nothing else.
+    paths.check_outputs(outputs, {**inputs, "checkpoint to resume": cfg.resume})
+    if cfg.checkpoint_every and not cfg.checkpoint:
+        raise UserError("--checkpoint-every needs --checkpoint FILE")
+    if cfg.scales and (cfg.checkpoint or cfg.resume):
+        raise UserError("--checkpoint and --resume work with one size, not with --scales")
     extension = os.path.splitext(cfg.output)[1]
     if extension.lower() != ".png":
         raise UserError(f"the output {cfg.output} must be named .png (got "
@@ -80,9 +87,9 @@ def check_destinations(cfg: config_lib.TransferConfig) -> None:
                         "run's settings in their metadata")
 
 
-def prepare_inputs(cfg: config_lib.TransferConfig) -> transfer_lib.PreparedInputs:
-    """Loads the pictures (and a path init), checks the run fits in memory, and resizes
-    them as the method does."""
+def load_pictures(cfg: config_lib.TransferConfig):
+    """The content, style and (path) init pictures at their own sizes, after checking the
+    run fits in memory at its largest scale."""
     init_image = None
     if cfg.init not in ("noise", "content", "style"):
         init_image = images.load_image(cfg.init)
@@ -94,9 +101,9 @@ def prepare_inputs(cfg: config_lib.TransferConfig) -> transfer_lib.PreparedInput
         needed = budget.estimate_bytes(height, width, layers, cfg.optimizer,
                                        chunk=min(cfg.chunk or 1, max(cfg.iterations, 1)))
         config_lib.check_memory(f"a {width}x{height} px transfer", needed, cfg.max_memory)
-        return transfer_lib.prepare_inputs(content, style, cfg, init_image)
     except InvalidSetting as error:
         raise config_lib.user_error(error) from None
+    return content, style, init_image
 
 
 def run_transfer(
@@ -120,7 +127,7 @@ def run_transfer(
     """
     say = log or (lambda line: None)
     check_destinations(cfg)
-    inputs = prepare_inputs(cfg)
+    content, style, init_image = load_pictures(cfg)
     if weights is None:
         weights = resolve_weights(cfg.weights, seed=cfg.seed)
     signals.raise_if_interrupted()
@@ -131,11 +138,32 @@ def run_transfer(
         images.save_png(sibling_path(cfg.output, f"{iteration:05d}"), rgb,
                         png_metadata(resolved, weights, f"iteration {iteration}"))
 
+    objective, resume = None, None
+    if cfg.checkpoint or cfg.resume:
+        given = {**cfg.to_dict(), "init": cfg.init if cfg.init in ("noise", "content", "style") else "image"}
+        files = _input_files(cfg)
+        objective = checkpoint.objective_of(given, {role: files[role] for role in
+                                                    ("content image", "style image", "init image")},
+                                            weights.sha256)
+    if cfg.resume:
+        resume = checkpoint.read(cfg.resume, objective)
+        if resume.iteration > cfg.iterations:
+            raise UserError(f"checkpoint {cfg.resume} is at iteration {resume.iteration}, past "
+                            f"--iterations {cfg.iterations} (the total, not the iterations to add)")
+        say(f"resuming {cfg.resume} at iteration {resume.iteration}")
+
+    def write_checkpoint(state: transfer_lib.Resume) -> None:
+        checkpoint.write(cfg.checkpoint, state, objective, __version__)
+
     try:
-        outcome = transfer_lib.run(inputs, weights, cfg, progress=signals.checking(progress),
-                                   on_save=save_intermediate)
+        outcome = transfer_lib.run_scales(
+            content, style, weights, cfg, init_image, progress=signals.checking(progress),
+            on_save=save_intermediate, resume=resume, checkpoint_every=cfg.checkpoint_every,
+            on_checkpoint=write_checkpoint if cfg.checkpoint and cfg.checkpoint_every else None)
     except transfer_lib.NonFiniteLoss as error:
         raise NonFiniteLoss(str(error)) from None
+    except InvalidSetting as error:
+        raise config_lib.user_error(error) from None
     cfg, report, status = outcome.settings, outcome.report, outcome.status
 
     if status == "non-finite":
@@ -149,6 +177,9 @@ def run_transfer(
             f"image (iteration {max(at - 1, 0)}) is in {kept}"
         )
 
+    if cfg.checkpoint:
+        write_checkpoint(outcome.resume)
+        report["checkpoint"] = {"path": cfg.checkpoint, "iteration": outcome.resume.iteration}
     images.save_png(cfg.output, outcome.image, png_metadata(cfg, weights, status))
     write_report(cfg.report, report)
     return TransferOutcome(report=report, output=cfg.output, status=status, image=outcome.image)
