@@ -72,11 +72,17 @@ def scales_from_terms(at_content: losses.LossTerms, at_style: losses.LossTerms) 
 
 
 def _measure(params, content_image, style_image, spec: losses.LossSpec):
+    """The terms at the content and at the style image; with several style images (a
+    tuple), their style terms and the content loss at them are averaged with equal
+    weights, so every blend of a sweep shares one scale."""
     targets = losses.compute_targets(params, content_image, style_image, spec)
     ones = unit_weights(spec, content_image.dtype)
     at_content = losses.loss_terms(content_image, params, targets, ones, spec)
-    at_style = losses.loss_terms(style_image, params, targets, ones, spec)
-    return at_content, at_style
+    if not isinstance(style_image, (tuple, list)):
+        return at_content, losses.loss_terms(style_image, params, targets, ones, spec)
+    at_styles = [losses.loss_terms(image, params, targets, ones, spec) for image in style_image]
+    mean = sum(t.content_per_layer for t in at_styles) / len(at_styles)
+    return at_content, at_styles[0]._replace(content_per_layer=mean)
 
 
 @functools.lru_cache(maxsize=8)

@@ -25,6 +25,7 @@ import jax
 import jax.numpy as jnp
 
 from stylejax._src import colour, vgg
+from stylejax._src import layers as vgg_layers
 from stylejax._src.convention import InputConvention
 
 
@@ -40,11 +41,16 @@ def content_loss(generated, content):
 
 
 def style_layer_loss(generated, target_gram):
-    """E_l = 1/(4 N^2 M^2) sum (G - A)^2 (Eq. 4): generated (H, W, N), target Gram (N, N)."""
+    """E_l = 1/(4 N^2 M^2) sum (G - A)^2 (Eq. 4): generated (H, W, N), target Gram (N, N);
+    or one E_l per style, shape (K,), for targets (K, N, N)."""
     height, width, channels = generated.shape
     positions = height * width
     scale = 1.0 / (4.0 * channels**2 * positions**2)
-    return scale * jnp.sum(jnp.square(gram(generated) - target_gram))
+    generated_gram = gram(generated)
+    if target_gram.ndim == 3:  # one target per style
+        generated_gram = generated_gram[None]
+    difference = jnp.square(generated_gram - target_gram)
+    return scale * jnp.sum(difference, axis=(-2, -1))
 
 
 def tv_loss(image):
@@ -79,6 +85,9 @@ class LossWeights(NamedTuple):
     content_layer_weights: jnp.ndarray
     style_layer_weights: jnp.ndarray
     tv_weight: jnp.ndarray
+    # Several styles (targets (K, N, N) per layer): b_k, the weight of style k's E_l in the
+    # style term, E_l = sum_k b_k E_l^k (jcjohnson/neural-style's blend). None: 1/K each.
+    style_blend: jnp.ndarray | None = None
 
 
 class Targets(NamedTuple):
@@ -111,17 +120,38 @@ def _seen(image, spec: LossSpec):
 
 
 def compute_targets(params, content_image, style_image, spec: LossSpec) -> Targets:
-    """Content responses P^l and style Grams A^l (Eq. 1, 3) for the layers of ``spec``."""
-    content_image, style_image = _seen(content_image, spec), _seen(style_image, spec)
+    """Content responses P^l and style Grams A^l (Eq. 1, 3) for the layers of ``spec``.
+
+    ``style_image`` is one image, or a tuple of K images (several styles, each of any
+    size): then each layer's target is (K, N, N), style k's Gram scaled by M_l / M_l^k,
+    the content's positions over the style's, so that a style image of another size is
+    compared per position as the paper's same-size style image is.
+    """
+    content_image = _seen(content_image, spec)
     content = ()
     if spec.content_layers:
         content_features = vgg.features(params, content_image, spec.content_layers, spec.pooling)
         content = tuple(content_features[name] for name in spec.content_layers)
     grams = ()
     if spec.style_layers:
-        style_features = vgg.features(params, style_image, spec.style_layers, spec.pooling)
-        grams = tuple(gram(style_features[name]) for name in spec.style_layers)
+        several = isinstance(style_image, (tuple, list))
+        per_style = []
+        for image in (style_image if several else (style_image,)):
+            style_features = vgg.features(params, _seen(image, spec), spec.style_layers, spec.pooling)
+            per_style.append([
+                gram(style_features[name]) * (_positions(content_image.shape, name)
+                                               / _positions(image.shape, name))
+                if several else gram(style_features[name])
+                for name in spec.style_layers])
+        grams = tuple(jnp.stack(layer) if several else layer[0] for layer in zip(*per_style, strict=True))
     return Targets(content=content, style_grams=grams)
+
+
+def _positions(image_shape, layer: str) -> int:
+    """M_l: the positions of ``layer``'s map for an image of ``image_shape`` (each 2x2
+    pooling rounds down)."""
+    factor = vgg_layers.DOWNSAMPLING[layer]
+    return (image_shape[0] // factor) * (image_shape[1] // factor)
 
 
 def loss_terms(image, params, targets: Targets, weights: LossWeights, spec: LossSpec) -> LossTerms:
@@ -133,13 +163,23 @@ def loss_terms(image, params, targets: Targets, weights: LossWeights, spec: Loss
         [content_loss(layer_features[n], p) for n, p in zip(spec.content_layers, targets.content, strict=True)]
     ) if spec.content_layers else jnp.zeros((0,), image.dtype)
     style_per_layer = jnp.stack(
-        [style_layer_loss(layer_features[n], a) for n, a in zip(spec.style_layers, targets.style_grams, strict=True)]
+        [_blended(style_layer_loss(layer_features[n], a), weights.style_blend)
+         for n, a in zip(spec.style_layers, targets.style_grams, strict=True)]
     ) if spec.style_layers else jnp.zeros((0,), image.dtype)
     content = jnp.sum(weights.content_layer_weights * content_per_layer) if spec.content_layers else zero
     style = jnp.sum(weights.style_layer_weights * style_per_layer) if spec.style_layers else zero
     tv = tv_loss(image)
     total = weights.content_weight * content + weights.style_weight * style + weights.tv_weight * tv
     return LossTerms(content, content_per_layer, style_per_layer, style, tv, total)
+
+
+def _blended(per_style, blend):
+    """E_l from one style's E_l, or sum_k b_k E_l^k from K styles' (b: 1/K each if None)."""
+    if per_style.ndim == 0:
+        return per_style
+    if blend is None:
+        return jnp.mean(per_style)
+    return jnp.sum(blend * per_style)
 
 
 def objective(image, params, targets: Targets, weights: LossWeights, spec: LossSpec):

@@ -37,6 +37,8 @@ PRESETS: dict[str, dict] = {
         "color_control": "none",
         "histogram_match": "pca",
         "scales": None,
+        "style_blend": None,
+        "style_scale": None,
     },
     # Seeded random VGG19 weights (``--weights random``; chosen automatically for them).
     # Tuned on the paper's Neckarfront x Starry Night and Kandinsky, checked on held-out
@@ -68,6 +70,8 @@ PRESETS: dict[str, dict] = {
         "color_control": "none",
         "histogram_match": "pca",
         "scales": None,
+        "style_blend": None,
+        "style_scale": None,
     },
 }
 

@@ -25,7 +25,7 @@ NAMES = (
     "size", "iterations", "optimizer", "lr", "ratio", "content_weight", "style_weight",
     "balance", "content_layer", "style_layers", "style_layer_weights", "tv_weight",
     "tv_balance", "init", "seed", "pooling", "save_every", "chunk", "color_control",
-    "histogram_match", "scales",
+    "histogram_match", "scales", "style_blend", "style_scale",
 )
 
 
@@ -104,6 +104,11 @@ class Settings:
     # ``size`` is then the last and ``iterations`` their sum. Empty: one scale.
     scales: tuple[int, ...] = ()
     scale_iterations: tuple[int, ...] = ()
+    # Several styles: b_k of each style's term, summing to 1 (None: 1/K each), and each
+    # style image's longest side relative to the output's (None: resized to the content's
+    # shape, as the paper does with its one style image).
+    style_blend: tuple[float, ...] | None = None
+    style_scale: float | None = None
 
     @property
     def ratio(self) -> float | None:
@@ -121,6 +126,8 @@ class Settings:
         data = dataclasses.asdict(self)
         data["style_layers"] = list(self.style_layers)
         data["scales"], data["scale_iterations"] = list(self.scales), list(self.scale_iterations)
+        if self.style_blend is not None:
+            data["style_blend"] = list(self.style_blend)
         if not isinstance(self.style_layer_weights, str):
             data["style_layer_weights"] = list(self.style_layer_weights)
         data["ratio"] = self.ratio
@@ -149,6 +156,15 @@ def _counts(value, name: str, minimum: int) -> tuple[int, ...]:
     if not parts:
         raise InvalidSetting("{} is empty", name)
     return tuple(count(p, name, minimum) for p in parts)
+
+
+def _blend(value) -> tuple[float, ...]:
+    """Blend weights, each >= 0 and not all 0, normalised to sum to 1 (jcjohnson's rule)."""
+    parts = [p for p in value.split(",") if p.strip()] if isinstance(value, str) else list(value)
+    weights = tuple(non_negative_finite(p, "each style_blend value") for p in parts)
+    if not weights or sum(weights) == 0:
+        raise InvalidSetting("{} needs a positive weight, got " + quote(value), "style_blend")
+    return tuple(w / sum(weights) for w in weights)
 
 
 def _sizes_and_iterations(settings: dict, given: dict):
@@ -248,6 +264,12 @@ def resolve(preset: str, given: dict, reason: str = "the default") -> dict:
                              f"{', '.join(colour.HISTOGRAM_MODES)}", "histogram_match")
 
     size, iterations, scales, scale_iterations = _sizes_and_iterations(settings, given)
+    style_blend = settings.get("style_blend")
+    if style_blend is not None:
+        style_blend = _blend(style_blend)
+    style_scale = settings.get("style_scale")
+    if style_scale is not None:
+        style_scale = positive_finite(style_scale, "style_scale")
     return dict(
         preset=preset,
         size=size,
@@ -272,4 +294,6 @@ def resolve(preset: str, given: dict, reason: str = "the default") -> dict:
         histogram_match=histogram_match,
         scales=scales,
         scale_iterations=scale_iterations,
+        style_blend=style_blend,
+        style_scale=style_scale,
     )

@@ -64,6 +64,9 @@ class Member:
     # alpha as resolved by the balance rule (``ratio`` then keeps the value the member was
     # asked for, on the paper's scale, for labels); None: alpha = ratio.
     content_weight: float | None = None
+    # With several style images: b_k of each, summing to 1 (None: 1/K each). Traced: a
+    # sweep over blends compiles once.
+    style_blend: tuple[float, ...] | None = None
 
     @property
     def alpha(self) -> float:
@@ -88,6 +91,8 @@ class Member:
             "tv_weight": self.tv_weight,
             "style_weight": self.style_weight,
         }
+        if self.style_blend is not None:
+            described["style_blend"] = list(self.style_blend)
         if self.needs_balance:
             described.update(balance=self.balance, tv_balance=self.tv_balance,
                              balanced_layers=self.balanced_layers,
@@ -156,12 +161,23 @@ def product(
     content_layers=(_PAPER["content_layer"],),
     inits=("noise:0",),
     tv_weights=(0.0,),
+    style_blends=(None,),
 ) -> list[Member]:
     """Every combination, in row-major order of the arguments."""
     return [
-        Member(ratio=float(r), style_layers=tuple(s), content_layer=c, init=parse_init(i), tv_weight=float(t))
-        for r, s, c, i, t in itertools.product(ratios, style_layer_sets, content_layers, inits, tv_weights)
+        Member(ratio=float(r), style_layers=tuple(s), content_layer=c, init=parse_init(i), tv_weight=float(t),
+               style_blend=None if b is None else normalised_blend(b))
+        for r, s, c, i, t, b in itertools.product(ratios, style_layer_sets, content_layers, inits, tv_weights,
+                                                  style_blends)
     ]
+
+
+def normalised_blend(blend) -> tuple[float, ...]:
+    """Blend weights, each >= 0, not all 0, scaled to sum to 1."""
+    weights = tuple(float(w) for w in blend)
+    if not weights or min(weights) < 0 or sum(weights) <= 0 or not np.isfinite(weights).all():
+        raise invalid(f"a style blend needs weights >= 0 with a positive sum, got {list(blend)}")
+    return tuple(w / sum(weights) for w in weights)
 
 
 def loss_spec(members: list[Member], pooling: str, luminance=None) -> losses.LossSpec:
@@ -174,8 +190,9 @@ def loss_spec(members: list[Member], pooling: str, luminance=None) -> losses.Los
                            luminance)
 
 
-def member_weights(members: list[Member], spec: losses.LossSpec) -> losses.LossWeights:
-    """LossWeights with a leading member axis: each member's choice over the union."""
+def member_weights(members: list[Member], spec: losses.LossSpec, styles: int = 1) -> losses.LossWeights:
+    """LossWeights with a leading member axis: each member's choice over the union (and,
+    with several ``styles``, each member's blend, 1/K each by default)."""
     content_rows, style_rows = [], []
     for member in members:
         content_rows.append([
@@ -194,11 +211,15 @@ def member_weights(members: list[Member], spec: losses.LossSpec) -> losses.LossW
         style_layer_weights=jnp.asarray(
             np.asarray(style_rows, np.float32).reshape(count, len(spec.style_layers))),
         tv_weight=jnp.asarray([m.tv_weight for m in members], jnp.float32),
+        style_blend=None if styles == 1 else jnp.asarray(
+            [m.style_blend or (1.0 / styles,) * styles for m in members], jnp.float32),
     )
 
 
 def initial_images(members, content_rgb, style_rgb) -> np.ndarray:
-    """(K, H, W, 3) RGB initial images."""
+    """(K, H, W, 3) RGB initial images (``style``: the first style image)."""
+    if isinstance(style_rgb, tuple):
+        style_rgb = image_ops.resize(style_rgb[0], content_rgb.shape[:2])
     shape = content_rgb.shape[:2]
     out = []
     for member in members:
@@ -333,19 +354,26 @@ def run_sweep(
     convention = weights.convention
     lr = lr if lr is not None else presets.ADAM_STEP_FRACTION * convention.unit
     spec = loss_spec(members, pooling, convention if color_control == "luminance" else None)
-    style_rgb = colour.style_target(style_rgb, content_rgb, color_control, histogram_match)
+    several = isinstance(style_rgb, (tuple, list))
+    styles = tuple(style_rgb) if several else (style_rgb,)
+    blends = {len(m.style_blend) for m in members if m.style_blend is not None}
+    if blends - {len(styles)}:
+        raise invalid(f"a member's style blend has {blends.pop()} weights for {len(styles)} style images")
+    styles = tuple(colour.style_target(p, content_rgb, color_control, histogram_match) for p in styles)
+    style_rgb = styles if several else styles[0]
     # This sweep's own count of executed evaluations (None: not counted).
     counter = optimise.EvaluationCounter() if count_evaluations else None
     solver = optimise.SolverSpec(optimizer=optimizer, loss=spec, evaluation_counter=counter)
     params = jax.tree.map(jnp.asarray, weights.params)
     content = jnp.asarray(convention.to_network(content_rgb))
-    style = jnp.asarray(convention.to_network(style_rgb))
+    style = (tuple(jnp.asarray(convention.to_network(p)) for p in styles) if several
+             else jnp.asarray(convention.to_network(style_rgb)))
     targets = losses.jitted_targets(spec)(params, content, style)
     if any(m.needs_balance for m in members):
         members = resolve_balance(members, spec, balance.measure(params, content, style, spec))
 
     count = len(members)
-    loss_weights = member_weights(members, spec)
+    loss_weights = member_weights(members, spec, len(styles))
     inits = jnp.asarray(convention.to_network(initial_images(members, content_rgb, style_rgb)))
     learning_rates = jnp.full((count,), lr, jnp.float32)
     devices = jax.local_devices() if shard and mode != "loop" else jax.local_devices()[:1]

@@ -20,9 +20,10 @@ import numpy as np
 from flax import serialization
 
 from stylejax._src import balance, colour, convolution, image_ops, losses, optimise, presets
+from stylejax._src import layers as vgg_layers
 from stylejax._src import settings as settings_lib
 from stylejax._src.convention import InputConvention
-from stylejax._src.errors import invalid
+from stylejax._src.errors import InvalidSetting, invalid
 from stylejax._src.settings import Settings
 from stylejax._src.weights.weights_file import LoadedWeights
 from stylejax._version import __version__
@@ -60,10 +61,10 @@ class TransferOutcome:
 @dataclasses.dataclass(frozen=True)
 class PreparedInputs:
     content: np.ndarray  # RGB [0, 1], output shape
-    style: np.ndarray
+    style: np.ndarray | tuple[np.ndarray, ...]  # one style image, or several (own shapes)
     init: np.ndarray
     original_content_shape: tuple[int, int]
-    original_style_shape: tuple[int, int]
+    original_style_shape: tuple[int, int] | list[tuple[int, int]]
 
 
 def device_description() -> str:
@@ -71,14 +72,34 @@ def device_description() -> str:
     return f"{device.platform}: {device.device_kind}"
 
 
-def prepare_inputs(content: np.ndarray, style: np.ndarray, cfg: Settings,
+def prepare_inputs(content: np.ndarray, style, cfg: Settings,
                    init_image: np.ndarray | None = None) -> PreparedInputs:
     """Resizes the pictures: content to ``size`` on its longest side, style and an init
-    picture to the content's exact shape (the paper resizes the style image)."""
+    picture to the content's exact shape (the paper resizes the style image).
+
+    ``style`` is one RGB image or a tuple of several (the style term then blends them by
+    ``cfg.style_blend``); with ``cfg.style_scale`` each style image keeps its own aspect
+    ratio, its longest side ``style_scale * size`` (jcjohnson/neural-style's
+    ``-style_scale``).
+
+    Raises:
+      InvalidSetting: ``style_blend`` has another count than the styles, or a style image
+        would be under 16 px.
+    """
     shape = image_ops.output_shape(content.shape[0], content.shape[1], cfg.size)
     content_resized = image_ops.resize(content, shape)
-    style_resized = colour.style_target(image_ops.resize(style, shape), content_resized,
-                                        cfg.color_control, cfg.histogram_match)
+    styles = tuple(style) if isinstance(style, (tuple, list)) else (style,)
+    if cfg.style_blend is not None and len(cfg.style_blend) != len(styles):
+        raise InvalidSetting(f"{{}} gives {len(cfg.style_blend)} weights for {len(styles)} style images",
+                             "style_blend")
+    resized = []
+    for picture in styles:
+        target = shape
+        if cfg.style_scale is not None:
+            longest = max(2 * vgg_layers.MIN_IMAGE_SIDE, round(cfg.style_scale * cfg.size))
+            target = image_ops.output_shape(picture.shape[0], picture.shape[1], longest)
+        resized.append(colour.style_target(image_ops.resize(picture, target), content_resized,
+                                           cfg.color_control, cfg.histogram_match))
     if init_image is not None:
         init = image_ops.resize(init_image, shape)
     elif cfg.init == "noise":
@@ -86,15 +107,16 @@ def prepare_inputs(content: np.ndarray, style: np.ndarray, cfg: Settings,
     elif cfg.init == "content":
         init = content_resized
     elif cfg.init == "style":
-        init = style_resized
+        init = image_ops.resize(resized[0], shape)
     else:
         raise ValueError(f"init must be noise, content, style or an RGB array, got {cfg.init!r}")
+    several = len(styles) > 1
     return PreparedInputs(
         content=content_resized,
-        style=style_resized,
+        style=tuple(resized) if several else resized[0],
         init=init,
         original_content_shape=tuple(content.shape[:2]),
-        original_style_shape=tuple(style.shape[:2]),
+        original_style_shape=[tuple(p.shape[:2]) for p in styles] if several else tuple(styles[0].shape[:2]),
     )
 
 
@@ -205,21 +227,33 @@ def run(
     spec = loss_spec(cfg, convention)
     params = jax.tree.map(jnp.asarray, weights.params)
     content = jnp.asarray(convention.to_network(inputs.content))
-    style = jnp.asarray(convention.to_network(inputs.style))
+    several = isinstance(inputs.style, tuple)
+    style = (tuple(jnp.asarray(convention.to_network(p)) for p in inputs.style) if several
+             else jnp.asarray(convention.to_network(inputs.style)))
     init = jnp.asarray(convention.to_network(inputs.init))
+    blend = None
+    if several:
+        count = len(inputs.style)
+        cfg = dataclasses.replace(cfg, style_blend=cfg.style_blend or (1.0 / count,) * count)
+        blend = jnp.asarray(cfg.style_blend, jnp.float32)
 
     compile_start = time.perf_counter()
     targets_fn = losses.jitted_targets(spec).lower(params, content, style).compile()
     targets = targets_fn(params, content, style)
-    unit = balance.unit_weights(spec)
+    unit = balance.unit_weights(spec)._replace(style_blend=blend)
     terms_fn = losses.jitted_terms(spec).lower(init, params, targets, unit).compile()
     compile_seconds = time.perf_counter() - compile_start
     balance_report = None
     if cfg.needs_balance:
-        cfg, balance_report = apply_balance(
-            cfg, balance.scales_from_terms(terms_fn(content, params, targets, unit),
-                                           terms_fn(style, params, targets, unit)))
-    loss_weights = loss_weights_of(cfg)
+        at_content = terms_fn(content, params, targets, unit)
+        if several:  # the content loss at the styles: blended as their style terms are
+            at_styles = [losses.jitted_terms(spec)(p, params, targets, unit) for p in style]
+            at_style = at_styles[0]._replace(content_per_layer=sum(
+                b * t.content_per_layer for b, t in zip(np.asarray(blend), at_styles, strict=True)))
+        else:
+            at_style = terms_fn(style, params, targets, unit)
+        cfg, balance_report = apply_balance(cfg, balance.scales_from_terms(at_content, at_style))
+    loss_weights = loss_weights_of(cfg)._replace(style_blend=blend)
     initial = terms_fn(init, params, targets, loss_weights)
     if not np.isfinite(float(initial.total)):
         raise NonFiniteLoss(
@@ -383,7 +417,9 @@ def transfer(content_rgb, style_rgb, weights: LoadedWeights, *, preset: str = "p
 
     Args:
       content_rgb, style_rgb: (H, W, 3) RGB arrays in [0, 1]. The content is resized to
-        ``size`` on its long side, the style to the content's shape.
+        ``size`` on its long side, the style to the content's shape. ``style_rgb`` may be a
+        tuple of several styles, blended by ``style_blend`` (one weight each; default
+        equal), each resized by ``style_scale`` if given (:func:`prepare_inputs`).
       weights: the network (:func:`stylejax.weights.load_weights` or ``random_weights``).
       preset: the settings to start from, ``paper`` or ``random`` (stylejax.PRESETS).
       progress: ``(iterations_done, latest_loss)`` between compiled chunks, or None.
@@ -394,7 +430,7 @@ def transfer(content_rgb, style_rgb, weights: LoadedWeights, *, preset: str = "p
         color_control ("none", "luminance", "histogram", "original": CVPR 2017 Sec. 5,
         stylejax/_src/colour.py), histogram_match ("pca", "cholesky", "sym"), scales
         (coarse to fine, e.g. (256, 512), with iterations one count per scale, e.g.
-        (150, 50): :func:`run_scales`).
+        (150, 50): :func:`run_scales`), style_blend, style_scale.
 
     The report's ``status`` is ``completed``, ``interrupted`` (Ctrl-C) or ``non-finite``
     (the result is then the last finite image).
@@ -413,7 +449,9 @@ def transfer(content_rgb, style_rgb, weights: LoadedWeights, *, preset: str = "p
         cfg = dataclasses.replace(cfg, init="image")
     elif cfg.init not in ("noise", "content", "style"):
         raise ValueError(f"init must be noise, content, style or an RGB array, got {cfg.init!r}")
-    outcome = run_scales(_rgb(content_rgb, "content_rgb"), _rgb(style_rgb, "style_rgb"), weights, cfg,
+    styles = (tuple(_rgb(p, f"style_rgb[{k}]") for k, p in enumerate(style_rgb))
+              if isinstance(style_rgb, (tuple, list)) else _rgb(style_rgb, "style_rgb"))
+    outcome = run_scales(_rgb(content_rgb, "content_rgb"), styles, weights, cfg,
                          init_image, progress=progress)
     return outcome.image, outcome.report
 

@@ -63,6 +63,10 @@ def _add_transfer_options(parser: argparse.ArgumentParser) -> None:
     add("--init", help="noise (paper), content, style, or an image PATH")
     add("--seed", help="seed of the noise init and of random weights (default 0)")
     add("--pooling", choices=("avg", "max"), help="avg (paper) or max")
+    add("--style-blend", dest="style_blend", help="with several style images: their weights, e.g. "
+                                                  "0.7,0.3 (normalised to sum 1; default equal)")
+    add("--style-scale", dest="style_scale", help="each style image's longest side relative to the "
+                                                  "output's (default: resized to the content's shape)")
     add("--color-control", dest="color_control", help=COLOR_CONTROL_HELP)
     add("--histogram-match", dest="histogram_match", help=HISTOGRAM_MATCH_HELP)
     add("--save-every", dest="save_every", help="also save the image every N iterations")
@@ -84,7 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     transfer = commands.add_parser("transfer", help="render CONTENT in the style of STYLE")
     transfer.add_argument("content", help="content image (photo)")
-    transfer.add_argument("style", help="style image (painting)")
+    transfer.add_argument("style", nargs="+", help="style image (painting); several are blended "
+                                                   "(--style-blend)")
     transfer.add_argument("-o", "--output", required=True, help="output PNG")
     _add_transfer_options(transfer)
 
@@ -103,7 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     sweep = commands.add_parser("sweep", help="many configurations of one pair in one compiled program")
     sweep.add_argument("content")
-    sweep.add_argument("style")
+    sweep.add_argument("style", nargs="+", help="style image; several are blended (--style-blends)")
     sweep.add_argument("-o", "--output", required=True, help="output folder")
     sweep.add_argument("--preset", help="paper (default), or random (the default with --weights random)")
     sweep.add_argument("--ratios", help="alpha/beta values on the paper's scale, comma list (default "
@@ -117,6 +122,9 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--inits", help="comma list of content, style, noise:SEED (default: the preset's)")
     sweep.add_argument("--tv-weights", dest="tv_weights",
                        help="comma list (default: the preset's: 0, or its TV balance)")
+    sweep.add_argument("--style-blends", dest="style_blends",
+                       help="with several style images: blends separated by ';', one weight per "
+                            "image by ',', e.g. '1,0;0.5,0.5;0,1' (traced: one compilation)")
     sweep.add_argument("--members", dest="members_file",
                        help="a JSON list of members instead of the product, e.g. "
                             '[{"ratio": 1e-3, "style_layers": ["conv1_1"], "init": "content"}]')
@@ -197,7 +205,7 @@ def _transfer(args, say) -> int:
             "content_weight", "style_weight", "content_layer", "style_layers",
             "style_layer_weights", "tv_weight", "balance", "tv_balance", "init", "seed", "pooling", "save_every",
             "chunk", "report", "quiet", "max_memory", "color_control", "histogram_match", "scales",
-            "checkpoint", "checkpoint_every", "resume",
+            "checkpoint", "checkpoint_every", "resume", "style_blend", "style_scale",
         )
     }
     cfg = config_lib.resolve(args.content, args.style, args.output, overrides)
@@ -305,6 +313,8 @@ def _sweep(args, say) -> int:
             content_layers=sweep_commands.parse_content_layers(args.content_layers or preset["content_layer"]),
             inits=sweep_commands.parse_inits(args.inits or preset["init"]),
             tv_weights=sweep_commands.parse_tv_weights(args.tv_weights or str(preset["tv_weight"] or 0)),
+            style_blends=(sweep_commands.parse_style_blends(args.style_blends) if args.style_blends
+                          else (None,)),
         )
     if preset["balance"] is not None:
         tv_balance = None if args.tv_weights else preset["tv_balance"]

@@ -22,7 +22,8 @@ class TransferConfig(Settings):
     """Every resolved setting of one transfer from files, and the files."""
 
     content: str = ""
-    style: str = ""
+    style: str = ""  # the (first) style image
+    styles: tuple[str, ...] = ()  # every style image, in order (several: blended)
     output: str = ""
     weights: str = "auto"
     report: str | None = None
@@ -94,7 +95,7 @@ def count(value, what: str, minimum: int = 0) -> int:
     return checked(settings_lib.count, value, what, minimum)
 
 
-def resolve(content: str, style: str, output: str, overrides: dict) -> TransferConfig:
+def resolve(content: str, style: str | list[str], output: str, overrides: dict) -> TransferConfig:
     """Merges a preset with the user's overrides (None = not given) and validates.
 
     Raises:
@@ -110,7 +111,9 @@ def resolve(content: str, style: str, output: str, overrides: dict) -> TransferC
         resolved = settings_lib.resolve(preset_name, given, reason)
     except InvalidSetting as error:
         raise user_error(error) from None
-    return TransferConfig(**resolved, content=content, style=style, output=output, weights=weights,
+    styles = tuple(style) if isinstance(style, (list, tuple)) else (style,)
+    return TransferConfig(**resolved, content=content, style=styles[0], styles=styles, output=output,
+                          weights=weights,
                           report=files.get("report"), quiet=bool(files.get("quiet", False)),
                           max_memory=files.get("max_memory"), checkpoint=files.get("checkpoint"),
                           checkpoint_every=count(files.get("checkpoint_every", 0), "--checkpoint-every"),

@@ -22,7 +22,7 @@ from stylejax.cli.grid import write_grid
 
 # A members file is a short list; anything larger is not one.
 _MEMBERS_MAX_BYTES = 16 * 2**20
-AXES = ("ratio", "style_layers", "content_layer", "init", "tv_weight")
+AXES = ("ratio", "style_layers", "content_layer", "init", "tv_weight", "style_blend")
 
 
 def parse_ratios(text: str) -> tuple[float, ...]:
@@ -45,11 +45,27 @@ def parse_inits(text: str) -> tuple[str, ...]:
     return tuple(sweep.parse_init(part) for part in text.split(",") if part.strip())
 
 
+def parse_style_blends(text: str) -> tuple[tuple[float, ...], ...]:
+    """``1,0;0.5,0.5;0,1``: blends separated by ``;``, one weight per style image by ``,``."""
+    blends = []
+    for part in (p for p in text.split(";") if p.strip()):
+        weights = tuple(config_lib.non_negative_finite(w, "each --style-blends weight")
+                        for w in part.split(",") if w.strip())
+        try:
+            blends.append(sweep.normalised_blend(weights))
+        except InvalidSetting as error:
+            raise UserError(f"--style-blends: {error}") from None
+    if not blends:
+        raise UserError(f"no blend in --style-blends {text!r}")
+    return tuple(blends)
+
+
 def parse_tv_weights(text: str) -> tuple[float, ...]:
     return tuple(config_lib.non_negative_finite(p, "each --tv-weights value") for p in text.split(",") if p.strip())
 
 
-_MEMBER_KEYS = ("ratio", "style_layers", "style_layer_weights", "content_layer", "init", "tv_weight")
+_MEMBER_KEYS = ("ratio", "style_layers", "style_layer_weights", "content_layer", "init", "tv_weight",
+                "style_blend")
 
 
 def _is_number(value) -> bool:
@@ -83,6 +99,9 @@ def _member(entry: dict, where: str) -> sweep.Member:
         raise wrong("style_layer_weights", "a list of numbers, one per style layer, or null")
     if entry.get("content_layer") is not None and not isinstance(entry["content_layer"], str):
         raise wrong("content_layer", "a layer name or null")
+    blend = entry.get("style_blend")
+    if blend is not None and (not isinstance(blend, list) or not all(_is_number(w) for w in blend)):
+        raise wrong("style_blend", "a list of numbers, one per style image, or null")
     if "init" in entry and not isinstance(entry["init"], str):
         raise wrong("init", 'a string: "content", "style" or "noise:SEED"')
 
@@ -101,6 +120,7 @@ def _member(entry: dict, where: str) -> sweep.Member:
             content_layer=None if content_layer is None else vgg_layers.canonical_name(content_layer),
             init=sweep.parse_init(entry.get("init", defaults.init)),
             tv_weight=config_lib.non_negative_finite(entry.get("tv_weight", 0.0), "tv_weight"),
+            style_blend=None if blend is None else sweep.normalised_blend(blend),
         )
     except (UserError, InvalidSetting) as error:
         raise UserError(f"{where}: {error}") from None
@@ -137,6 +157,8 @@ def _value_text(axis: str, member: sweep.Member) -> str:
     value = getattr(member, axis)
     if axis == "style_layers":
         return "+".join(value)
+    if axis == "style_blend":
+        return "equal" if value is None else "/".join(f"{w:g}" for w in value)
     if isinstance(value, float):
         return f"{value:g}"
     return str(value)
@@ -303,12 +325,17 @@ def run_sweep_command(content: str, style: str, out_dir: str, *, members: list[s
     folder that is not empty (without ``overwrite``) or a run too large for the memory is
     refused first.
     """
-    inputs = {"content image": content, "style image": style}
+    style_paths = tuple(style) if isinstance(style, (list, tuple)) else (style,)
+    inputs = {"content image": content,
+              **{"style image" if k == 0 else f"style image {k + 1}": p for k, p in enumerate(style_paths)}}
     if weights not in ("auto", "random"):
         inputs["weights file"] = weights
+    counts = sorted({len(m.style_blend) for m in members if m.style_blend is not None} - {len(style_paths)})
+    if counts:
+        raise UserError(f"a style blend has {counts[0]} weights for {len(style_paths)} style images")
     stale = check_sweep_folder(out_dir, len(members), overwrite, inputs)
     content_rgb = images.load_image(content)
-    style_rgb = images.load_image(style)
+    style_rgbs = [images.load_image(path) for path in style_paths]
     try:
         shape = image_ops.output_shape(content_rgb.shape[0], content_rgb.shape[1], size)
     except InvalidSetting as error:
@@ -326,12 +353,15 @@ def run_sweep_command(content: str, style: str, out_dir: str, *, members: list[s
         log(RANDOM_BANNER)
     log(f"sweep: {len(members)} members at {shape[1]}x{shape[0]} px, {iterations} {optimizer} iterations")
     result = sweep.run_sweep(
-        image_ops.resize(content_rgb, shape), image_ops.resize(style_rgb, shape), members, loaded,
+        image_ops.resize(content_rgb, shape),
+        tuple(image_ops.resize(p, shape) for p in style_rgbs) if len(style_rgbs) > 1
+        else image_ops.resize(style_rgbs[0], shape), members, loaded,
         optimizer=optimizer, iterations=iterations, pooling=pooling, lr=lr, mode=mode,
         batch_size=batch_size, chunk_size=chunk, progress=signals.checking(progress),
         color_control=color_control, histogram_match=histogram_match,
     )
-    config = {"content": content, "style": style, "size": size, "output_shape": list(shape),
+    config = {"content": content, "style": style_paths[0], "styles": list(style_paths), "size": size,
+              "output_shape": list(shape),
               "iterations": iterations, "optimizer": optimizer, "lr": lr, "pooling": pooling,
               "weights": weights, "seed": seed, "batch_mode": mode, "resolved_mode": result.mode,
               "batch_size": batch_size, "chunk": chunk, "preset": preset[0], "preset_why": preset[1],

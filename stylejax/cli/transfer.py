@@ -63,8 +63,9 @@ def _input_files(cfg: config_lib.TransferConfig) -> dict[str, str | None]:
     """Every file the run reads, by role."""
     init = None if cfg.init in ("noise", "content", "style") else cfg.init
     weights = None if cfg.weights in ("auto", "random") else cfg.weights
-    return {"content image": cfg.content, "style image": cfg.style, "init image": init,
-            "weights file": weights}
+    styles = {"style image" if k == 0 else f"style image {k + 1}": path
+              for k, path in enumerate(cfg.styles or (cfg.style,))}
+    return {"content image": cfg.content, **styles, "init image": init, "weights file": weights}
 
 
 def check_destinations(cfg: config_lib.TransferConfig) -> None:
@@ -94,7 +95,8 @@ def load_pictures(cfg: config_lib.TransferConfig):
     if cfg.init not in ("noise", "content", "style"):
         init_image = images.load_image(cfg.init)
     content = images.load_image(cfg.content)
-    style = images.load_image(cfg.style)
+    styles = tuple(images.load_image(path) for path in (cfg.styles or (cfg.style,)))
+    style = styles if len(styles) > 1 else styles[0]
     try:
         height, width = image_ops.output_shape(content.shape[0], content.shape[1], cfg.size)
         layers = (cfg.content_layer, *cfg.style_layers)
@@ -142,9 +144,8 @@ def run_transfer(
     if cfg.checkpoint or cfg.resume:
         given = {**cfg.to_dict(), "init": cfg.init if cfg.init in ("noise", "content", "style") else "image"}
         files = _input_files(cfg)
-        objective = checkpoint.objective_of(given, {role: files[role] for role in
-                                                    ("content image", "style image", "init image")},
-                                            weights.sha256)
+        objective = checkpoint.objective_of(
+            given, {role: path for role, path in files.items() if role != "weights file"}, weights.sha256)
     if cfg.resume:
         resume = checkpoint.read(cfg.resume, objective)
         if resume.iteration > cfg.iterations:
