@@ -19,3 +19,22 @@ def png_declaring(path, width: int, height: int):
     data[at + 17:at + 21] = struct.pack(">I", zlib.crc32(bytes(data[at:at + 17])))
     path.write_bytes(bytes(data))
     return str(path)
+
+
+def sample_pair_files(folder, size: int = 32, third: bool = False) -> list[str]:
+    """stylejax's procedural sample pair at ``size`` px written as PNGs in ``folder``
+    (``c.png``, ``s.png``; with ``third``, ``t.png``, the style flipped): their paths."""
+    import numpy as np
+
+    from stylejax._src import samples
+    from stylejax._src.files import images
+
+    content, style = samples.sample_images(size)
+    pictures = [("c.png", content), ("s.png", style)]
+    if third:
+        pictures.append(("t.png", np.ascontiguousarray(style[::-1])))
+    paths = []
+    for name, picture in pictures:
+        images.save_png(folder / name, picture)
+        paths.append(str(folder / name))
+    return paths

@@ -2,12 +2,12 @@
 
 import json
 
+import image_files
 import numpy as np
 import pytest
 from flax import serialization
 
 from stylejax import cli
-from stylejax._src import samples
 from stylejax._src.errors import UserError
 from stylejax._src.files import checkpoint, images
 from stylejax._src.transfer import Resume
@@ -68,12 +68,7 @@ def test_a_truncated_checkpoint_is_refused(tmp_path):
 
 @pytest.fixture
 def pair(tmp_path):
-    content, style = samples.sample_images(32)
-    paths = []
-    for name, picture in (("c.png", content), ("s.png", style)):
-        images.save_png(tmp_path / name, picture)
-        paths.append(str(tmp_path / name))
-    return paths
+    return image_files.sample_pair_files(tmp_path)
 
 
 @pytest.mark.parametrize("extra, expect", [

@@ -3,6 +3,7 @@ transcriptions of its definitions."""
 
 import json
 
+import image_files
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -130,11 +131,7 @@ def test_the_luminance_only_objective_gives_chroma_no_gradient():
 
 
 def test_bad_colour_flags_are_one_line_errors(tmp_path, capsys):
-    content, style = samples.sample_images(32)
-    paths = []
-    for name, picture in (("c.png", content), ("s.png", style)):
-        images.save_png(tmp_path / name, picture)
-        paths.append(str(tmp_path / name))
+    paths = image_files.sample_pair_files(tmp_path, 32)
     for flag, value in (("--color-control", "sepia"), ("--histogram-match", "lab")):
         status = cli.main(["transfer", *paths, "-o", str(tmp_path / "o.png"), "--weights", "random", flag, value])
         err = capsys.readouterr().err
@@ -145,11 +142,7 @@ def test_bad_colour_flags_are_one_line_errors(tmp_path, capsys):
 @pytest.mark.slow
 @pytest.mark.parametrize("control", ["luminance", "histogram", "original"])
 def test_transfer_with_colour_control_writes_it_everywhere(control, tmp_path, capsys):
-    content, style = samples.sample_images(40)
-    paths = []
-    for name, picture in (("c.png", content), ("s.png", style)):
-        images.save_png(tmp_path / name, picture)
-        paths.append(str(tmp_path / name))
+    paths = image_files.sample_pair_files(tmp_path, 40)
     out, report_path = tmp_path / "o.png", tmp_path / "o.json"
     status = cli.main(["transfer", *paths, "-o", str(out), "--report", str(report_path), "--weights", "random",
                        "--size", "40", "--iterations", "4", "--color-control", control, "--quiet"])

@@ -2,6 +2,7 @@
 
 import json
 
+import image_files
 import numpy as np
 import pytest
 
@@ -59,11 +60,7 @@ def test_a_coarse_to_fine_run_equals_its_scales_run_one_after_the_other():
 
 @pytest.mark.slow
 def test_the_cli_runs_scales_and_records_them(tmp_path, capsys):
-    content, style = samples.sample_images(40)
-    paths = []
-    for name, picture in (("c.png", content), ("s.png", style)):
-        images.save_png(tmp_path / name, picture)
-        paths.append(str(tmp_path / name))
+    paths = image_files.sample_pair_files(tmp_path, 40)
     out, report_path = tmp_path / "o.png", tmp_path / "o.json"
     status = cli.main(["transfer", *paths, "-o", str(out), "--report", str(report_path), "--weights", "random",
                        "--scales", "24,40", "--iterations", "2,1", "--save-every", "1", "--quiet"])

@@ -2,6 +2,7 @@
 
 import json
 
+import image_files
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -11,7 +12,6 @@ import stylejax
 from stylejax import cli
 from stylejax._src import losses, samples, settings, sweep
 from stylejax._src.errors import InvalidSetting
-from stylejax._src.files import images
 from stylejax._src.weights import weights_source
 
 
@@ -57,12 +57,7 @@ def test_the_style_term_of_several_styles_is_the_blend_of_their_terms():
 
 @pytest.fixture
 def files(tmp_path):
-    content, style = samples.sample_images(32)
-    paths = []
-    for name, picture in (("c.png", content), ("s.png", style), ("t.png", style[::-1])):
-        images.save_png(tmp_path / name, np.ascontiguousarray(picture))
-        paths.append(str(tmp_path / name))
-    return paths
+    return image_files.sample_pair_files(tmp_path, third=True)
 
 
 @pytest.mark.parametrize("extra, expect", [
