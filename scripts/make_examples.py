@@ -1,6 +1,7 @@
 """Regenerates stylejax/examples/: the paper's images downscaled to ship with the package.
 
     python scripts/make_examples.py ORIGINALS_DIR
+    python scripts/make_examples.py --mask-only     # only the Neckarfront's sky mask
 
 Reads the seven reference JPEGs of Gatys, Ecker & Bethge (CVPR 2016) from the folder
 given (the originals; their README gives each file's credit and licence), resizes each
@@ -96,6 +97,11 @@ change). The paintings are in the public domain.
 """
 
 FOOTER = """
+`tuebingen_neckarfront_sky_mask.png` is a mask made from the shipped Neckarfront copy
+(white: sky, black: town; by colour, see `sky_mask` in `scripts/make_examples.py`), for
+spatial control (Gatys et al., CVPR 2017, Sec. 4). It is derived from Andreas Praefcke's
+photograph (CC BY 3.0): credit him wherever it is shown.
+
 Not here: Fig. 3E (Picasso, Femme nue assise) is still under copyright; Fig. 5's style
 (Feininger, Jesuiten III) and Fig. 7's photographs were not available. The figure scripts
 take any replacement image for those panels (`--replace KEY=PATH`, `--style`, `--content`).
@@ -148,11 +154,47 @@ def by_name(lines: list[str]) -> str:
     return "\n".join(sorted(lines, key=lambda line: line.split()[1]))
 
 
+MASK = "tuebingen_neckarfront_sky_mask.png"
+
+
+def sky_mask(photo: str, target: str) -> float:
+    """The Neckarfront's sky as a black-and-white PNG (white: sky), for spatial control.
+
+    A pixel is sky-coloured when its blue exceeds 0.55 and its red by 0.12 and its green
+    by 0.02 (RGB in [0, 1]); the sky is, per column, the sky-coloured run from the top
+    edge down. Deterministic; returns the sky's share of the picture.
+    """
+    with Image.open(photo) as image:
+        rgb = ImageOps.exif_transpose(image).convert("RGB")
+    width, height = rgb.size
+    pixels = rgb.load()
+    mask = Image.new("L", (width, height), 0)
+    out = mask.load()
+    sky = 0
+    for x in range(width):
+        for y in range(height):
+            r, g, b = (v / 255 for v in pixels[x, y])
+            if not (b > 0.55 and b > r + 0.12 and b > g + 0.02):
+                break
+            out[x, y] = 255
+            sky += 1
+    mask.save(target, format="PNG", optimize=True)
+    return sky / (width * height)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("originals", metavar="DIR", help="folder holding the full-size originals")
+    parser.add_argument("originals", metavar="DIR", nargs="?", help="folder holding the full-size originals")
     parser.add_argument("--out", default=OUT, help=f"where to write them (default {OUT})")
+    parser.add_argument("--mask-only", action="store_true",
+                        help=f"only (re)make {MASK} from the shipped Neckarfront copy in --out")
     args = parser.parse_args(argv)
+    if args.mask_only:
+        share = sky_mask(os.path.join(args.out, "tuebingen_neckarfront.jpg"), os.path.join(args.out, MASK))
+        print(f"{MASK}: sky {share:.1%} of the picture")
+        return 0
+    if args.originals is None:
+        parser.error("give the folder of the originals (or --mask-only)")
     missing = [name for name in IMAGES if not os.path.isfile(os.path.join(args.originals, name))]
     if missing:
         print(f"make_examples: error: not in {args.originals}: {', '.join(missing)}", file=sys.stderr)
@@ -167,11 +209,14 @@ def main(argv: list[str] | None = None) -> int:
         sums.append(f"{md5(target)}  {name}")
         original_sums.append(f"{md5(os.path.join(args.originals, name))}  {name}")
         print(f"{name}: {ow}x{oh} -> {w}x{h}, {os.path.getsize(target) / 1024:.0f} KiB")
+    share = sky_mask(os.path.join(args.out, "tuebingen_neckarfront.jpg"), os.path.join(args.out, MASK))
+    print(f"{MASK}: sky {share:.1%} of the picture")
+    sums.append(f"{md5(os.path.join(args.out, MASK))}  {MASK}")
     readme = (HEADER.format(long_side=LONG_SIDE, quality=QUALITY) + "\n".join(rows) + "\n"
               + FOOTER.format(md5=by_name(sums), original_md5=by_name(original_sums)))
     with open(os.path.join(args.out, "README.md"), "w", encoding="utf-8") as f:
         f.write(readme)
-    print(f"{len(IMAGES)} files, {total / 1024:.0f} KiB in all, and README.md in {args.out}")
+    print(f"{len(IMAGES)} files, {total / 1024:.0f} KiB in all, the mask, and README.md in {args.out}")
     return 0
 
 

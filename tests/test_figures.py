@@ -34,7 +34,7 @@ def _load(name):
 @pytest.fixture(scope="module")
 def scripts():
     names = ("fig1_reconstructions", "fig3_styles", "fig4_layers_ratios", "fig5_content_layer",
-             "fig6_inits", "fig7_photo_to_photo", "fig2017_colour_control")
+             "fig6_inits", "fig7_photo_to_photo", "fig2017_colour_control", "fig2017_spatial_control")
     return {name: _load(name) for name in names}
 
 
@@ -189,6 +189,16 @@ def test_fig2017_colour_control(scripts, reference_images_dir, tmp_path):
     assert trends["controls"]["luminance"]["chroma_error_to_content"] < 1 / 255
     assert [m["config"]["color_control"] for m in results["members"]] == ["none", "luminance", "histogram",
                                                                         "original"]
+
+
+@pytest.mark.slow
+def test_fig2017_spatial_control(scripts, reference_images_dir, tmp_path):
+    results = _run(scripts["fig2017_spatial_control"], tmp_path, "--images", reference_images_dir)
+    _check_common(tmp_path, results, 1, 6, ["sky_nearer_sky_painting", "town_nearer_town_painting"])
+    masked, blended = results["members"]
+    assert masked["config"]["content_mask"] == "mask" and blended["config"]["content_mask"] is None
+    assert masked["config"]["styles"] == ["town", "sky"]
+    assert set(results["trends"]["masked"]) == {"sky", "town"}
 
 
 def test_a_script_runs_as_a_program(tmp_path):

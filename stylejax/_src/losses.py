@@ -24,7 +24,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from stylejax._src import colour, vgg
+from stylejax._src import colour, guides, vgg
 from stylejax._src import layers as vgg_layers
 from stylejax._src.convention import InputConvention
 
@@ -95,6 +95,10 @@ class Targets(NamedTuple):
 
     content: tuple
     style_grams: tuple
+    # Spatial control (stylejax/_src/guides.py): per style layer, the (R, H_l, W_l)
+    # normalised guides of the R regions over the output; the style targets are then the
+    # R regions' guided Grams. None: no spatial control.
+    guides: tuple | None = None
 
 
 class LossTerms(NamedTuple):
@@ -119,13 +123,18 @@ def _seen(image, spec: LossSpec):
     return spec.luminance.to_network(colour.grey(spec.luminance.to_rgb01(image)))
 
 
-def compute_targets(params, content_image, style_image, spec: LossSpec) -> Targets:
+def compute_targets(params, content_image, style_image, spec: LossSpec, content_guides=None,
+                    style_guides=None, guide_method: str = "simple") -> Targets:
     """Content responses P^l and style Grams A^l (Eq. 1, 3) for the layers of ``spec``.
 
     ``style_image`` is one image, or a tuple of K images (several styles, each of any
     size): then each layer's target is (K, N, N), style k's Gram scaled by M_l / M_l^k,
     the content's positions over the style's, so that a style image of another size is
     compared per position as the paper's same-size style image is.
+
+    Spatial control: ``content_guides`` (R, H, W) over the content image, one region per
+    style image (a tuple of R), and optionally ``style_guides``, one (H_k, W_k) guide per
+    style image (None: all of it); the targets are then guided Grams (guides.py).
     """
     content_image = _seen(content_image, spec)
     content = ()
@@ -136,15 +145,26 @@ def compute_targets(params, content_image, style_image, spec: LossSpec) -> Targe
     if spec.style_layers:
         several = isinstance(style_image, (tuple, list))
         per_style = []
-        for image in (style_image if several else (style_image,)):
+        for k, image in enumerate(style_image if several else (style_image,)):
             style_features = vgg.features(params, _seen(image, spec), spec.style_layers, spec.pooling)
+            own_guide = None if style_guides is None else style_guides[k]
             per_style.append([
-                gram(style_features[name]) * (_positions(content_image.shape, name)
-                                               / _positions(image.shape, name))
+                _style_gram(style_features[name], name, own_guide, guide_method)
+                * (_positions(content_image.shape, name) / _positions(image.shape, name))
                 if several else gram(style_features[name])
                 for name in spec.style_layers])
         grams = tuple(jnp.stack(layer) if several else layer[0] for layer in zip(*per_style, strict=True))
-    return Targets(content=content, style_grams=grams)
+    if content_guides is None:
+        return Targets(content=content, style_grams=grams)
+    layer_guides = tuple(guides.layer_guides(content_guides, name, guide_method) for name in spec.style_layers)
+    return Targets(content=content, style_grams=grams, guides=layer_guides)
+
+
+def _style_gram(features, layer: str, guide, method: str):
+    """A style image's Gram at ``layer``, guided by ``guide`` (H, W) if one is given."""
+    if guide is None:
+        return gram(features)
+    return guides.guided_grams(features, guides.layer_guides(guide[None], layer, method))[0]
 
 
 def _positions(image_shape, layer: str) -> int:
@@ -162,15 +182,29 @@ def loss_terms(image, params, targets: Targets, weights: LossWeights, spec: Loss
     content_per_layer = jnp.stack(
         [content_loss(layer_features[n], p) for n, p in zip(spec.content_layers, targets.content, strict=True)]
     ) if spec.content_layers else jnp.zeros((0,), image.dtype)
-    style_per_layer = jnp.stack(
-        [_blended(style_layer_loss(layer_features[n], a), weights.style_blend)
-         for n, a in zip(spec.style_layers, targets.style_grams, strict=True)]
-    ) if spec.style_layers else jnp.zeros((0,), image.dtype)
+    if targets.guides is None:
+        per_layer = [_blended(style_layer_loss(layer_features[n], a), weights.style_blend)
+                     for n, a in zip(spec.style_layers, targets.style_grams, strict=True)]
+    else:
+        per_layer = [_blended(guided_style_loss(layer_features[n], a, g), weights.style_blend)
+                     for n, a, g in zip(spec.style_layers, targets.style_grams, targets.guides, strict=True)]
+    style_per_layer = jnp.stack(per_layer) if spec.style_layers else jnp.zeros((0,), image.dtype)
     content = jnp.sum(weights.content_layer_weights * content_per_layer) if spec.content_layers else zero
     style = jnp.sum(weights.style_layer_weights * style_per_layer) if spec.style_layers else zero
     tv = tv_loss(image)
     total = weights.content_weight * content + weights.style_weight * style + weights.tv_weight * tv
     return LossTerms(content, content_per_layer, style_per_layer, style, tv, total)
+
+
+def guided_style_loss(generated, target_grams, layer_guides):
+    """E_l for each region (R,): Eq. 4 between the guided Grams of ``generated`` (H, W, N)
+    under ``layer_guides`` (R, H, W) and the regions' targets (R, N, N); 0 for a region
+    absent at this layer (its guide all zero)."""
+    height, width, channels = generated.shape
+    scale = 1.0 / (4.0 * channels**2 * (height * width) ** 2)
+    difference = jnp.square(guides.guided_grams(generated, layer_guides) - target_grams)
+    present = jnp.any(layer_guides > 0, axis=(1, 2))
+    return scale * jnp.sum(difference, axis=(-2, -1)) * present
 
 
 def _blended(per_style, blend):
@@ -188,10 +222,11 @@ def objective(image, params, targets: Targets, weights: LossWeights, spec: LossS
 
 
 @functools.lru_cache(maxsize=8)
-def jitted_targets(spec: LossSpec):
-    """``jit(compute_targets)`` for one static spec: ``(params, content, style) -> Targets``,
-    one compiled program per spec and shape, shared by the transfer, sweeps and benchmark."""
-    return jax.jit(functools.partial(compute_targets, spec=spec))
+def jitted_targets(spec: LossSpec, guide_method: str = "simple"):
+    """``jit(compute_targets)`` for one static spec: ``(params, content, style, *,
+    content_guides=None, style_guides=None) -> Targets``, one compiled program per spec and
+    shape, shared by the transfer, sweeps and benchmark."""
+    return jax.jit(functools.partial(compute_targets, spec=spec, guide_method=guide_method))
 
 
 @functools.lru_cache(maxsize=8)

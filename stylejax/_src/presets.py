@@ -39,6 +39,7 @@ PRESETS: dict[str, dict] = {
         "scales": None,
         "style_blend": None,
         "style_scale": None,
+        "mask_method": "simple",
     },
     # Seeded random VGG19 weights (``--weights random``; chosen automatically for them).
     # Tuned on the paper's Neckarfront x Starry Night and Kandinsky, checked on held-out
@@ -72,6 +73,7 @@ PRESETS: dict[str, dict] = {
         "scales": None,
         "style_blend": None,
         "style_scale": None,
+        "mask_method": "simple",
     },
 }
 

@@ -13,7 +13,7 @@ import math
 
 import numpy as np
 
-from stylejax._src import colour, vgg
+from stylejax._src import colour, guides, vgg
 from stylejax._src import layers as vgg_layers
 from stylejax._src.errors import InvalidSetting, quote
 from stylejax._src.optimise import OPTIMIZERS
@@ -25,7 +25,7 @@ NAMES = (
     "size", "iterations", "optimizer", "lr", "ratio", "content_weight", "style_weight",
     "balance", "content_layer", "style_layers", "style_layer_weights", "tv_weight",
     "tv_balance", "init", "seed", "pooling", "save_every", "chunk", "color_control",
-    "histogram_match", "scales", "style_blend", "style_scale",
+    "histogram_match", "scales", "style_blend", "style_scale", "mask_method",
 )
 
 
@@ -109,6 +109,7 @@ class Settings:
     # shape, as the paper does with its one style image).
     style_blend: tuple[float, ...] | None = None
     style_scale: float | None = None
+    mask_method: str = "simple"  # spatial control: guides.GUIDE_METHODS
 
     @property
     def ratio(self) -> float | None:
@@ -270,6 +271,10 @@ def resolve(preset: str, given: dict, reason: str = "the default") -> dict:
     style_scale = settings.get("style_scale")
     if style_scale is not None:
         style_scale = positive_finite(style_scale, "style_scale")
+    mask_method = settings.get("mask_method") or "simple"
+    if mask_method not in guides.GUIDE_METHODS:
+        raise InvalidSetting(f"unknown {{}} {quote(mask_method)}: expected one of "
+                             f"{', '.join(guides.GUIDE_METHODS)}", "mask_method")
     return dict(
         preset=preset,
         size=size,
@@ -296,4 +301,5 @@ def resolve(preset: str, given: dict, reason: str = "the default") -> dict:
         scale_iterations=scale_iterations,
         style_blend=style_blend,
         style_scale=style_scale,
+        mask_method=mask_method,
     )

@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import serialization
 
-from stylejax._src import balance, colour, convolution, image_ops, losses, optimise, presets
+from stylejax._src import balance, colour, convolution, guides, image_ops, losses, optimise, presets
 from stylejax._src import layers as vgg_layers
 from stylejax._src import settings as settings_lib
 from stylejax._src.convention import InputConvention
@@ -65,6 +65,8 @@ class PreparedInputs:
     init: np.ndarray
     original_content_shape: tuple[int, int]
     original_style_shape: tuple[int, int] | list[tuple[int, int]]
+    guides: np.ndarray | None = None  # spatial control: (R, H, W) over the output
+    style_guides: tuple[np.ndarray, ...] | None = None  # one (H_k, W_k) per style image
 
 
 def device_description() -> str:
@@ -73,7 +75,8 @@ def device_description() -> str:
 
 
 def prepare_inputs(content: np.ndarray, style, cfg: Settings,
-                   init_image: np.ndarray | None = None) -> PreparedInputs:
+                   init_image: np.ndarray | None = None, content_mask: np.ndarray | None = None,
+                   style_masks=None) -> PreparedInputs:
     """Resizes the pictures: content to ``size`` on its longest side, style and an init
     picture to the content's exact shape (the paper resizes the style image).
 
@@ -82,9 +85,14 @@ def prepare_inputs(content: np.ndarray, style, cfg: Settings,
     ratio, its longest side ``style_scale * size`` (jcjohnson/neural-style's
     ``-style_scale``).
 
+    Spatial control (guides.py): ``content_mask`` over the content image, (H, W) labels
+    0..K-1 or (K, H, W) guides, region k styled by style image k; ``style_masks``
+    optionally one (H_k, W_k) guide per style image (None for all of one).
+
     Raises:
-      InvalidSetting: ``style_blend`` has another count than the styles, or a style image
-        would be under 16 px.
+      InvalidSetting: ``style_blend`` has another count than the styles, a style image
+        would be under 16 px, or a mask has another aspect ratio than its image, another
+        number of regions than the styles, or a region empty at the output size.
     """
     shape = image_ops.output_shape(content.shape[0], content.shape[1], cfg.size)
     content_resized = image_ops.resize(content, shape)
@@ -110,13 +118,40 @@ def prepare_inputs(content: np.ndarray, style, cfg: Settings,
         init = image_ops.resize(resized[0], shape)
     else:
         raise ValueError(f"init must be noise, content, style or an RGB array, got {cfg.init!r}")
-    several = len(styles) > 1
+    region_guides, own_guides = None, None
+    if content_mask is not None:
+        if cfg.style_scale is not None:
+            raise invalid("a content mask needs every style image at the content's shape: "
+                          "no style scale")
+        region_guides = guides.region_guides(content_mask, len(styles))
+        guides.check_aspect(region_guides.shape[1:], content.shape, "content mask")
+        region_guides = np.stack([guides.resize_guide(g, shape) for g in region_guides])
+        empty = [k + 1 for k, g in enumerate(region_guides) if not g.any()]
+        if empty:
+            raise invalid(f"region {empty[0]} of the content mask is empty at {shape[1]}x{shape[0]} px")
+        if style_masks is not None:
+            if len(style_masks) != len(styles):
+                raise invalid(f"{len(style_masks)} style masks for {len(styles)} style images")
+            own_guides = []
+            for k, (mask, picture) in enumerate(zip(style_masks, styles, strict=True)):
+                if mask is None:
+                    own_guides.append(np.ones(shape, np.float32))
+                    continue
+                guides.check_aspect(np.shape(mask), picture.shape, f"style mask {k + 1}")
+                own = guides.resize_guide(mask, shape)
+                if not own.any():
+                    raise invalid(f"style mask {k + 1} is empty at {shape[1]}x{shape[0]} px")
+                own_guides.append(own)
+            own_guides = tuple(own_guides)
+    several = len(styles) > 1 or content_mask is not None
     return PreparedInputs(
         content=content_resized,
         style=tuple(resized) if several else resized[0],
         init=init,
         original_content_shape=tuple(content.shape[:2]),
         original_style_shape=[tuple(p.shape[:2]) for p in styles] if several else tuple(styles[0].shape[:2]),
+        guides=region_guides,
+        style_guides=own_guides,
     )
 
 
@@ -237,9 +272,14 @@ def run(
         cfg = dataclasses.replace(cfg, style_blend=cfg.style_blend or (1.0 / count,) * count)
         blend = jnp.asarray(cfg.style_blend, jnp.float32)
 
+    guide_arrays = None if inputs.guides is None else jnp.asarray(inputs.guides)
+    style_guide_arrays = (None if inputs.style_guides is None
+                          else tuple(jnp.asarray(g) for g in inputs.style_guides))
     compile_start = time.perf_counter()
-    targets_fn = losses.jitted_targets(spec).lower(params, content, style).compile()
-    targets = targets_fn(params, content, style)
+    guide_kwargs = {"content_guides": guide_arrays, "style_guides": style_guide_arrays}
+    targets_fn = losses.jitted_targets(spec, cfg.mask_method).lower(
+        params, content, style, **guide_kwargs).compile()
+    targets = targets_fn(params, content, style, **guide_kwargs)
     unit = balance.unit_weights(spec)._replace(style_blend=blend)
     terms_fn = losses.jitted_terms(spec).lower(init, params, targets, unit).compile()
     compile_seconds = time.perf_counter() - compile_start
@@ -355,6 +395,8 @@ def run_scales(
     resume: Resume | None = None,
     checkpoint_every: int = 0,
     on_checkpoint: Callable[[Resume], None] | None = None,
+    content_mask: np.ndarray | None = None,
+    style_masks=None,
 ) -> TransferOutcome:
     """:func:`run` from the pictures at their own sizes: at ``cfg.size``, or coarse to fine
     over ``cfg.scales`` (CVPR 2017 Sec. 6, the authors' notebooks: 512 px for 500
@@ -366,10 +408,12 @@ def run_scales(
     one record per scale run (its size, output shape, status, counts, times, history and
     final total). A scale that is interrupted or turns non-finite ends the run there.
     Progress and ``on_save`` count iterations over the whole run. ``resume`` and the
-    checkpoint hooks are :func:`run`'s, for one size only.
+    checkpoint hooks are :func:`run`'s, for one size only; the masks
+    :func:`prepare_inputs`'s, at every size.
     """
+    masks = {"content_mask": content_mask, "style_masks": style_masks}
     if not cfg.scales:
-        return run(prepare_inputs(content, style, cfg, init_image), weights, cfg, progress=progress,
+        return run(prepare_inputs(content, style, cfg, init_image, **masks), weights, cfg, progress=progress,
                    on_save=on_save, resume=resume, checkpoint_every=checkpoint_every,
                    on_checkpoint=on_checkpoint)
     if resume is not None or on_checkpoint is not None:
@@ -385,7 +429,7 @@ def run_scales(
         def stage_save(iteration, rgb, settings, offset=done):
             on_save(offset + iteration, rgb, settings)
 
-        outcome = run(prepare_inputs(content, style, stage, image), weights, stage,
+        outcome = run(prepare_inputs(content, style, stage, image, **masks), weights, stage,
                       progress=stage_progress if progress is not None else None,
                       on_save=stage_save if on_save is not None else None)
         resolved = outcome.settings
@@ -412,6 +456,7 @@ def run_scales(
 
 def transfer(content_rgb, style_rgb, weights: LoadedWeights, *, preset: str = "paper",
              progress: Callable[[int, float], None] | None = None,
+             content_mask: np.ndarray | None = None, style_masks=None,
              **settings) -> tuple[np.ndarray, dict]:
     """Renders ``content_rgb`` in the style of ``style_rgb``; returns (RGB result, report).
 
@@ -420,6 +465,10 @@ def transfer(content_rgb, style_rgb, weights: LoadedWeights, *, preset: str = "p
         ``size`` on its long side, the style to the content's shape. ``style_rgb`` may be a
         tuple of several styles, blended by ``style_blend`` (one weight each; default
         equal), each resized by ``style_scale`` if given (:func:`prepare_inputs`).
+      content_mask, style_masks: spatial control (CVPR 2017 Sec. 4): region k of
+        ``content_mask`` ((H, W) labels 0..K-1, or (K, H, W) guides) in the style of
+        style image k, optionally from the part of it ``style_masks[k]`` marks;
+        ``mask_method`` "simple" or "inside" (stylejax/_src/guides.py).
       weights: the network (:func:`stylejax.weights.load_weights` or ``random_weights``).
       preset: the settings to start from, ``paper`` or ``random`` (stylejax.PRESETS).
       progress: ``(iterations_done, latest_loss)`` between compiled chunks, or None.
@@ -451,8 +500,10 @@ def transfer(content_rgb, style_rgb, weights: LoadedWeights, *, preset: str = "p
         raise ValueError(f"init must be noise, content, style or an RGB array, got {cfg.init!r}")
     styles = (tuple(_rgb(p, f"style_rgb[{k}]") for k, p in enumerate(style_rgb))
               if isinstance(style_rgb, (tuple, list)) else _rgb(style_rgb, "style_rgb"))
-    outcome = run_scales(_rgb(content_rgb, "content_rgb"), styles, weights, cfg,
-                         init_image, progress=progress)
+    if content_mask is not None and not isinstance(styles, tuple):
+        styles = (styles,)
+    outcome = run_scales(_rgb(content_rgb, "content_rgb"), styles, weights, cfg, init_image,
+                         progress=progress, content_mask=content_mask, style_masks=style_masks)
     return outcome.image, outcome.report
 
 

@@ -67,6 +67,12 @@ def _add_transfer_options(parser: argparse.ArgumentParser) -> None:
                                                   "0.7,0.3 (normalised to sum 1; default equal)")
     add("--style-scale", dest="style_scale", help="each style image's longest side relative to the "
                                                   "output's (default: resized to the content's shape)")
+    add("--content-mask", dest="content_mask",
+        help="spatial control: a PNG over the content whose distinct colours, in ascending RGB "
+             "order, are regions 1..R, styled by the style images in order")
+    add("--style-masks", dest="style_masks",
+        help="with --content-mask: comma list, one mask per style image (white: the part to take)")
+    add("--mask-method", dest="mask_method", help="masks at each layer: simple (default) or inside")
     add("--color-control", dest="color_control", help=COLOR_CONTROL_HELP)
     add("--histogram-match", dest="histogram_match", help=HISTOGRAM_MATCH_HELP)
     add("--save-every", dest="save_every", help="also save the image every N iterations")
@@ -206,6 +212,7 @@ def _transfer(args, say) -> int:
             "style_layer_weights", "tv_weight", "balance", "tv_balance", "init", "seed", "pooling", "save_every",
             "chunk", "report", "quiet", "max_memory", "color_control", "histogram_match", "scales",
             "checkpoint", "checkpoint_every", "resume", "style_blend", "style_scale",
+            "content_mask", "style_masks", "mask_method",
         )
     }
     cfg = config_lib.resolve(args.content, args.style, args.output, overrides)

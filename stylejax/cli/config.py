@@ -32,6 +32,8 @@ class TransferConfig(Settings):
     checkpoint: str | None = None  # write the solver's state here (stylejax/_src/files/checkpoint.py)
     checkpoint_every: int = 0  # ... also every N iterations
     resume: str | None = None  # continue the run saved in this checkpoint
+    content_mask: str | None = None  # spatial control: regions by colour, one per style image
+    style_masks: tuple[str, ...] = ()  # ... and optionally one mask per style image
 
 
 def memory_limit(text: str | None) -> float | None:
@@ -104,7 +106,7 @@ def resolve(content: str, style: str | list[str], output: str, overrides: dict) 
     given = {k: v for k, v in overrides.items() if v is not None}
     preset_name, reason = choose_preset(given)
     files = {k: given.pop(k) for k in ("report", "quiet", "max_memory", "checkpoint", "checkpoint_every",
-                                       "resume") if k in given}
+                                       "resume", "content_mask", "style_masks") if k in given}
     weights = str(given.pop("weights", PRESETS[preset_name]["weights"]))
     given.pop("preset", None)
     try:
@@ -117,7 +119,9 @@ def resolve(content: str, style: str | list[str], output: str, overrides: dict) 
                           report=files.get("report"), quiet=bool(files.get("quiet", False)),
                           max_memory=files.get("max_memory"), checkpoint=files.get("checkpoint"),
                           checkpoint_every=count(files.get("checkpoint_every", 0), "--checkpoint-every"),
-                          resume=files.get("resume"))
+                          resume=files.get("resume"), content_mask=files.get("content_mask"),
+                          style_masks=tuple(p.strip() for p in files.get("style_masks", "").split(",")
+                                            if p.strip()))
 
 
 def choose_preset(given: dict) -> tuple[str, str]:

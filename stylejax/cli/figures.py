@@ -406,11 +406,13 @@ class FigureRun:
             for k, member in enumerate(result.members)
         ]
 
-    def transfer(self, label: str, *, style_key: str, ratio: float, init: str = "noise:0",
+    def transfer(self, label: str, *, style_key: str | Sequence[str], ratio: float, init: str = "noise:0",
                  content_key: str = "content", output: str, color_control: str = "none",
-                 histogram_match: str = "pca") -> Panel:
+                 histogram_match: str = "pca", mask_key: str | None = None) -> Panel:
         """One paper-settings transfer (conv4_2; conv1_1..conv5_1, 1/5) with ``stylejax transfer``'s code
-        (``color_control``: CVPR 2017 Sec. 5, stylejax/_src/colour.py).
+        (``color_control``: CVPR 2017 Sec. 5, stylejax/_src/colour.py). Several ``style_key``
+        are blended equally, or with ``mask_key`` (a picture whose colours are regions)
+        each styles its region (CVPR 2017 Sec. 4, stylejax/_src/guides.py).
 
         Successive transfers with the same settings and shape reuse one compilation.
         """
@@ -422,13 +424,16 @@ class FigureRun:
             "style_layers": PAPER_STYLE_LAYERS, "init": "noise" if init.startswith("noise") else init,
             "seed": noise_seed, "pooling": POOLING, "quiet": True, "preset": "paper",
             "color_control": color_control, "histogram_match": histogram_match,
+            "content_mask": None if mask_key is None else self.paths[mask_key],
+            "mask_method": getattr(self.args, "mask_method", None),
         }
         if self.random:  # as adapt() does for sweeps
             preset = presets.PRESETS["random"]
             overrides.update(ratio=None, balance=presets.balance_for_ratio(ratio),
                              style_layer_weights=preset["style_layer_weights"],
                              tv_balance=preset["tv_balance"], content_layer=preset["content_layer"])
-        cfg = config_lib.resolve(self.paths[content_key], self.paths[style_key], output, overrides)
+        keys = [style_key] if isinstance(style_key, str) else list(style_key)
+        cfg = config_lib.resolve(self.paths[content_key], [self.paths[k] for k in keys], output, overrides)
         self.log(f"{label}: transfer")
         outcome = transfer_command.run_transfer(cfg, weights=self.weights)
         if outcome.status == "interrupted":
@@ -439,7 +444,7 @@ class FigureRun:
                           "traces": None, "executed_evaluations": report["evaluations"]})
         self.log(f"{label}: {report['seconds']:.1f} s + {report['compile_seconds']:.1f} s compile")
         member = {**sweep.Member(ratio=ratio, init=init).describe(), "color_control": color_control,
-                  "histogram_match": histogram_match}
+                  "histogram_match": histogram_match, "styles": keys, "content_mask": mask_key}
         return Panel(outcome.image, label, member=member, losses={
             "initial": report["initial"], "final": report["final"], "iterations": report["iterations"],
             "evaluations": report["evaluations"], "seconds": report["seconds"],

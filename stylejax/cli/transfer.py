@@ -65,7 +65,9 @@ def _input_files(cfg: config_lib.TransferConfig) -> dict[str, str | None]:
     weights = None if cfg.weights in ("auto", "random") else cfg.weights
     styles = {"style image" if k == 0 else f"style image {k + 1}": path
               for k, path in enumerate(cfg.styles or (cfg.style,))}
-    return {"content image": cfg.content, **styles, "init image": init, "weights file": weights}
+    masks = {"content mask": cfg.content_mask,
+             **{f"style mask {k + 1}": path for k, path in enumerate(cfg.style_masks)}}
+    return {"content image": cfg.content, **styles, "init image": init, **masks, "weights file": weights}
 
 
 def check_destinations(cfg: config_lib.TransferConfig) -> None:
@@ -86,6 +88,35 @@ def check_destinations(cfg: config_lib.TransferConfig) -> None:
         raise UserError(f"the output {cfg.output} must be named .png (got "
                         f"{extension or 'no extension'}): stylejax writes PNG files, with the "
                         "run's settings in their metadata")
+
+
+def load_masks(cfg: config_lib.TransferConfig, styles: int):
+    """The content mask as (H, W) labels, from its distinct colours in ascending RGB order,
+    and the style masks as (H, W) guides (white: take the style from there); (None, None)
+    without ``--content-mask``.
+
+    Raises:
+      UserError: a mask that is not a readable image; another number of colours than style
+        images; style masks without a content mask, or another count than the styles.
+    """
+    if cfg.content_mask is None:
+        if cfg.style_masks:
+            raise UserError("--style-masks needs --content-mask")
+        return None, None
+    pixels = np.rint(images.load_image(cfg.content_mask) * 255).astype(np.int64)
+    codes = pixels[..., 0] * 65536 + pixels[..., 1] * 256 + pixels[..., 2]
+    colours, labels = np.unique(codes, return_inverse=True)  # ascending RGB value
+    if len(colours) != styles:
+        raise UserError(f"the content mask {cfg.content_mask} has {len(colours)} colours for {styles} "
+                        "style images (one colour per region; save masks as PNG, without "
+                        "antialiased edges)")
+    style_masks = None
+    if cfg.style_masks:
+        if len(cfg.style_masks) != styles:
+            raise UserError(f"--style-masks gives {len(cfg.style_masks)} masks for {styles} style images")
+        style_masks = [(images.load_image(path) @ np.float32([0.299, 0.587, 0.114]) > 0.5).astype(np.float32)
+                       for path in cfg.style_masks]
+    return labels.reshape(codes.shape), style_masks
 
 
 def load_pictures(cfg: config_lib.TransferConfig):
@@ -130,6 +161,7 @@ def run_transfer(
     say = log or (lambda line: None)
     check_destinations(cfg)
     content, style, init_image = load_pictures(cfg)
+    content_mask, style_masks = load_masks(cfg, len(cfg.styles or (cfg.style,)))
     if weights is None:
         weights = resolve_weights(cfg.weights, seed=cfg.seed)
     signals.raise_if_interrupted()
@@ -160,7 +192,8 @@ def run_transfer(
         outcome = transfer_lib.run_scales(
             content, style, weights, cfg, init_image, progress=signals.checking(progress),
             on_save=save_intermediate, resume=resume, checkpoint_every=cfg.checkpoint_every,
-            on_checkpoint=write_checkpoint if cfg.checkpoint and cfg.checkpoint_every else None)
+            on_checkpoint=write_checkpoint if cfg.checkpoint and cfg.checkpoint_every else None,
+            content_mask=content_mask, style_masks=style_masks)
     except transfer_lib.NonFiniteLoss as error:
         raise NonFiniteLoss(str(error)) from None
     except InvalidSetting as error:

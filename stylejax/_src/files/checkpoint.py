@@ -34,7 +34,7 @@ MAX_BYTES = 8 << 30
 OBJECTIVE_SETTINGS = (
     "preset", "size", "optimizer", "lr", "content_weight", "style_weight", "balance", "content_layer",
     "style_layers", "style_layer_weights", "tv_weight", "tv_balance", "init", "seed", "pooling",
-    "color_control", "histogram_match", "scales", "style_blend", "style_scale",
+    "color_control", "histogram_match", "scales", "style_blend", "style_scale", "mask_method",
 )
 
 
@@ -118,6 +118,6 @@ def read(path: str, objective: dict) -> Resume:
 
 
 def _difference(key: str, saved, now) -> str:
-    if key.endswith(("image", "weights")) or key.startswith("style image"):
+    if key.endswith(("image", "weights", "mask")) or key.startswith(("style image", "style mask")):
         return f"the {key} differs"
     return f"{key} {saved!r} there, {now!r} now"

@@ -211,6 +211,7 @@ EXAMPLE_CREDITS = {
     "kandinsky_composition_vii.jpg": "Wassily Kandinsky, Composition VII (public domain)",
     "vangogh_wheat_field_with_cypresses.jpg": "Vincent van Gogh, A Wheatfield with Cypresses (public domain)",
     "hokusai_great_wave.jpg": "Katsushika Hokusai, The Great Wave off Kanagawa (public domain)",
+    "tuebingen_neckarfront_sky_mask.png": "sky mask of the Neckarfront photo by Andreas Praefcke (CC BY 3.0)",
 }
 
 
