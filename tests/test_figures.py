@@ -34,7 +34,8 @@ def _load(name):
 @pytest.fixture(scope="module")
 def scripts():
     names = ("fig1_reconstructions", "fig3_styles", "fig4_layers_ratios", "fig5_content_layer",
-             "fig6_inits", "fig7_photo_to_photo", "fig2017_colour_control", "fig2017_spatial_control")
+             "fig6_inits", "fig7_photo_to_photo", "fig2017_colour_control", "fig2017_spatial_control",
+             "fig2017_scale_control")
     return {name: _load(name) for name in names}
 
 
@@ -201,6 +202,16 @@ def test_fig2017_spatial_control(scripts, reference_images_dir, tmp_path):
     assert set(results["trends"]["masked"]) == {"sky", "town"}
 
 
+@pytest.mark.slow
+def test_fig2017_scale_control(scripts, reference_images_dir, tmp_path):
+    results = _run(scripts["fig2017_scale_control"], tmp_path, "--images", reference_images_dir)
+    _check_common(tmp_path, results, 1, 4, ["coarse_to_fine_lower_objective"])
+    single, staged = results["members"]
+    assert single["config"]["scales"] == [] and staged["config"]["scales"] == [[22, 2], [32, 1]]
+    assert results["trends"]["coarse_to_fine"]["iterations_at_full_size"] == 1
+
+
+@pytest.mark.slow
 def test_a_script_runs_as_a_program(tmp_path):
     """The path a user takes (``python scripts/figN.py``), through ``figures.leave``."""
     import subprocess

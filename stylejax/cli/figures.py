@@ -408,11 +408,13 @@ class FigureRun:
 
     def transfer(self, label: str, *, style_key: str | Sequence[str], ratio: float, init: str = "noise:0",
                  content_key: str = "content", output: str, color_control: str = "none",
-                 histogram_match: str = "pca", mask_key: str | None = None) -> Panel:
+                 histogram_match: str = "pca", mask_key: str | None = None,
+                 scales: tuple[tuple[int, int], ...] = ()) -> Panel:
         """One paper-settings transfer (conv4_2; conv1_1..conv5_1, 1/5) with ``stylejax transfer``'s code
         (``color_control``: CVPR 2017 Sec. 5, stylejax/_src/colour.py). Several ``style_key``
         are blended equally, or with ``mask_key`` (a picture whose colours are regions)
-        each styles its region (CVPR 2017 Sec. 4, stylejax/_src/guides.py).
+        each styles its region (CVPR 2017 Sec. 4, stylejax/_src/guides.py). ``scales``:
+        (size, iterations) pairs run coarse to fine instead of one size (CVPR 2017 Sec. 6).
 
         Successive transfers with the same settings and shape reuse one compilation.
         """
@@ -427,6 +429,9 @@ class FigureRun:
             "content_mask": None if mask_key is None else self.paths[mask_key],
             "mask_method": getattr(self.args, "mask_method", None),
         }
+        if scales:
+            overrides.update(size=None, scales=tuple(size for size, _ in scales),
+                             iterations=tuple(count for _, count in scales))
         if self.random:  # as adapt() does for sweeps
             preset = presets.PRESETS["random"]
             overrides.update(ratio=None, balance=presets.balance_for_ratio(ratio),
@@ -444,7 +449,8 @@ class FigureRun:
                           "traces": None, "executed_evaluations": report["evaluations"]})
         self.log(f"{label}: {report['seconds']:.1f} s + {report['compile_seconds']:.1f} s compile")
         member = {**sweep.Member(ratio=ratio, init=init).describe(), "color_control": color_control,
-                  "histogram_match": histogram_match, "styles": keys, "content_mask": mask_key}
+                  "histogram_match": histogram_match, "styles": keys, "content_mask": mask_key,
+                  "scales": [list(pair) for pair in scales]}
         return Panel(outcome.image, label, member=member, losses={
             "initial": report["initial"], "final": report["final"], "iterations": report["iterations"],
             "evaluations": report["evaluations"], "seconds": report["seconds"],
