@@ -18,8 +18,12 @@ the members computed at once (1 for a transfer or a ``loop`` sweep, all of them 
 3,636 for Adam at 64x48, 128x96 and 256x192 px (L-BFGS also at 512x384 and 1024x768 px),
 linear in the pixels to 1% (paper layers,
 so a = 320): just over 12 bytes, three float32 values, per activation element; with the
-chunk's returned state (300 bytes per pixel for L-BFGS) 4,152. 13 bytes per element keeps
-the estimate above XLA's figure for both optimisers (tests/test_budget.py). The
+chunk's returned state (300 bytes per pixel for L-BFGS) 4,152. The whole process measures
+more: a one-iteration paper-preset L-BFGS transfer peaked at 2.27 GiB resident at 512x384
+px and 4.80 GiB at 1024x768 px (2026-12-07, 2-core AMD EPYC CPU, jax 0.10.2): 4,606 bytes
+per pixel on 1.43 GiB. Hence 14 bytes per activation element (4,744 per pixel with the
+L-BFGS state) on a base of 1.5 GiB, above both XLA's figure (tests/test_budget.py) and
+the measured peaks. The
 estimate is for refusing runs that cannot fit, not for packing a machine full: a run
 refused here would have been killed by the system after minutes, or swapped.
 """
@@ -37,9 +41,9 @@ from stylejax._src.errors import InvalidSetting
 
 # The process itself: the JAX runtime, the VGG19 parameters (80 MB) and their prepared
 # copies (Winograd keeps two transformed kernels), the pictures.
-BASE_BYTES = 1 << 30
+BASE_BYTES = 3 << 29  # 1.5 GiB
 # XLA's temporary buffers per activation element (see the module docstring).
-TEMP_BYTES_PER_ACTIVATION = 13
+TEMP_BYTES_PER_ACTIVATION = 14
 # The per-iteration values a chunk returns and carries (float32 each, twice).
 CHUNK_BYTES_PER_ITERATION = 8
 
