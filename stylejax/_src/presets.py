@@ -13,6 +13,17 @@ BALANCED = "balanced"
 
 # name -> every setting. ``paper``: Gatys, Ecker & Bethge, CVPR 2016 (Sec. 2-3; the
 # iteration count is the authors' code's, the papers give none).
+# The CVPR 2017 controls and the other extensions, off in every preset: no colour control,
+# one scale, one style (blend and scale unset), masks taken to each layer the simple way.
+_CONTROLS_OFF = {
+    "color_control": "none",
+    "histogram_match": "pca",
+    "scales": None,
+    "style_blend": None,
+    "style_scale": None,
+    "mask_method": "simple",
+}
+
 PRESETS: dict[str, dict] = {
     "paper": {
         "size": 512,
@@ -34,12 +45,7 @@ PRESETS: dict[str, dict] = {
         "weights": "auto",
         "balance": None,
         "tv_balance": None,
-        "color_control": "none",
-        "histogram_match": "pca",
-        "scales": None,
-        "style_blend": None,
-        "style_scale": None,
-        "mask_method": "simple",
+        **_CONTROLS_OFF,
     },
     # Seeded random VGG19 weights (``--weights random``; chosen automatically for them).
     # Tuned on the paper's Neckarfront x Starry Night and Kandinsky, checked on held-out
@@ -68,12 +74,7 @@ PRESETS: dict[str, dict] = {
         "weights": "random",
         "balance": 0.03,
         "tv_balance": 0.003,
-        "color_control": "none",
-        "histogram_match": "pca",
-        "scales": None,
-        "style_blend": None,
-        "style_scale": None,
-        "mask_method": "simple",
+        **_CONTROLS_OFF,
     },
 }
 

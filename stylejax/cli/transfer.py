@@ -14,7 +14,7 @@ import os
 
 import numpy as np
 
-from stylejax._src import budget, image_ops
+from stylejax._src import budget, colour, image_ops
 from stylejax._src import transfer as transfer_lib
 from stylejax._src.errors import InvalidSetting, UserError
 from stylejax._src.files import atomic, checkpoint, images, paths
@@ -114,7 +114,7 @@ def load_masks(cfg: config_lib.TransferConfig, styles: int):
     if cfg.style_masks:
         if len(cfg.style_masks) != styles:
             raise UserError(f"--style-masks gives {len(cfg.style_masks)} masks for {styles} style images")
-        style_masks = [(images.load_image(path) @ np.float32([0.299, 0.587, 0.114]) > 0.5).astype(np.float32)
+        style_masks = [(colour.luminance(images.load_image(path))[..., 0] > 0.5).astype(np.float32)
                        for path in cfg.style_masks]
     return labels.reshape(codes.shape), style_masks
 
