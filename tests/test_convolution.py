@@ -77,7 +77,8 @@ def test_winograd_kernel_is_g_g_gt():
 def test_resolve_names_the_backend_default_and_rejects_unknown_names():
     assert convolution.resolve("auto") == convolution.default_algorithm()
     assert convolution.default_algorithm("cpu") == "winograd"
-    assert convolution.default_algorithm("gpu") == "direct"
+    assert convolution.default_algorithm("gpu") == "lax"
+    assert convolution.default_algorithm("tpu") == "lax"
     assert convolution.resolve("lax") == "lax"
     with pytest.raises(ValueError, match="unknown convolution algorithm"):
         convolution.resolve("fft")

@@ -30,6 +30,8 @@ derivative of the plain convolution), though the solver never asks for them.
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -37,10 +39,12 @@ import numpy as np
 ALGORITHMS = ("lax", "direct", "winograd")
 
 # Per backend, from the benchmark (docs/performance.md): on XLA:CPU F(2x2, 3x3) took a
-# 128 px evaluation from 116 to 87 ms and a 256 px one from 464 to 318 ms. Accelerators
-# keep the direct path (cuDNN chooses its own algorithms); not measured here.
+# 128 px evaluation from 116 to 87 ms and a 256 px one from 464 to 318 ms; its effect on
+# L-BFGS is in docs/convolution.md. GPUs and TPUs take plain lax convolutions with JAX's
+# own gradient: cuDNN and XLA choose the algorithms there, and the path supports
+# forward-mode differentiation (jax.jvp), which the custom VJPs do not.
 DEFAULT_ALGORITHMS = {"cpu": "winograd"}
-ACCELERATOR_ALGORITHM = "direct"
+ACCELERATOR_ALGORITHM = "lax"
 
 # F(2x2, 3x3) (Lavin & Gray 2016, Sec. 4.1).
 WINOGRAD_G = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]], np.float32)
@@ -59,11 +63,14 @@ def resolve(algorithm: str) -> str:
     return algorithm
 
 
-def lax_conv(x, kernel):
-    """Reference: (H, W, C_in) * (3, 3, C_in, C_out) -> (H, W, C_out), zero padding 1."""
+def lax_conv(x, kernel, precision=None):
+    """Reference: (H, W, C_in) * (3, 3, C_in, C_out) -> (H, W, C_out), zero padding 1.
+
+    ``precision`` None: the context's (stylejax/_src/precision.py).
+    """
     return jax.lax.conv_general_dilated(
         x[None], kernel, window_strides=(1, 1), padding=((1, 1), (1, 1)),
-        dimension_numbers=("NHWC", "HWIO", "NHWC"),
+        dimension_numbers=("NHWC", "HWIO", "NHWC"), precision=precision,
     )[0]
 
 
@@ -97,7 +104,7 @@ def _output_transform_1d(m0, m1, m2, m3):
     return m0 + m1 + m2, m1 - m2 - m3
 
 
-def winograd_conv(x, transformed_kernel):
+def winograd_conv(x, transformed_kernel, precision=None):
     """F(2x2, 3x3) convolution of (H, W, C_in) with U (16, C_in, C_out): (H, W, C_out).
 
     Odd sizes are padded up to whole tiles and the surplus cropped.
@@ -110,7 +117,8 @@ def winograd_conv(x, transformed_kernel):
     rows = [_input_transform_1d(*(d[a][b] for a in range(4))) for b in range(4)]  # rows[b][a']
     v = [_input_transform_1d(*(rows[b][a] for b in range(4))) for a in range(4)]  # v[a'][b']
     stacked = jnp.stack([v[a][b] for a in range(4) for b in range(4)])
-    products = jnp.einsum("ptc,pcd->ptd", stacked.reshape(16, tiles_h * tiles_w, -1), transformed_kernel)
+    products = jnp.einsum("ptc,pcd->ptd", stacked.reshape(16, tiles_h * tiles_w, -1), transformed_kernel,
+                          precision=precision)
     m = products.reshape(4, 4, tiles_h, tiles_w, -1)
     y_rows = _output_transform_1d(*(m[a] for a in range(4)))  # y_rows[i][b]
     y = [_output_transform_1d(*(y_rows[i][b] for b in range(4))) for i in range(2)]  # y[i][j]
@@ -125,69 +133,77 @@ def patches(x):
     return jnp.concatenate([padded[a:a + height, b:b + width] for a in range(3) for b in range(3)], axis=-1)
 
 
-def patches_conv(x, kernel):
+def patches_conv(x, kernel, precision=None):
     """The convolution as one matrix product: patches (H W, 9 C_in) @ kernel (9 C_in, C_out)."""
-    return patches(x) @ kernel.reshape(-1, kernel.shape[-1])
+    return jnp.matmul(patches(x), kernel.reshape(-1, kernel.shape[-1]), precision=precision)
 
 
-def _kernel_gradient(x, kernel, cotangent):
-    return jax.grad(lambda k: jnp.vdot(lax_conv(x, k), cotangent))(kernel)
+def _kernel_gradient(x, kernel, cotangent, precision):
+    return jax.grad(lambda k: jnp.vdot(lax_conv(x, k, precision), cotangent, precision=precision))(kernel)
 
 
-@jax.custom_vjp
-def _direct(x, kernel, kernel_backward):
-    return lax_conv(x, kernel)
+# The custom paths take the precision as a static argument, read from the context when
+# the forward pass is traced: their backward passes are traced later, outside any
+# precision context the caller set, and must use the forward's (lax's own transposes
+# inherit it from the forward's equations).
+@functools.partial(jax.custom_vjp, nondiff_argnums=(3,))
+def _direct(x, kernel, kernel_backward, precision):
+    return lax_conv(x, kernel, precision)
 
 
-def _direct_forward(x, kernel, kernel_backward):
-    return lax_conv(x, kernel), (x, kernel, kernel_backward)
+def _direct_forward(x, kernel, kernel_backward, precision):
+    return lax_conv(x, kernel, precision), (x, kernel, kernel_backward)
 
 
-def _direct_backward(residuals, cotangent):
+def _direct_backward(precision, residuals, cotangent):
     x, kernel, kernel_backward = residuals
-    return lax_conv(cotangent, kernel_backward), _kernel_gradient(x, kernel, cotangent), jnp.zeros_like(kernel_backward)
+    return (lax_conv(cotangent, kernel_backward, precision), _kernel_gradient(x, kernel, cotangent, precision),
+            jnp.zeros_like(kernel_backward))
 
 
 _direct.defvjp(_direct_forward, _direct_backward)
 
 
-@jax.custom_vjp
-def _winograd(x, kernel, transformed, transformed_backward):
-    return winograd_conv(x, transformed)
+@functools.partial(jax.custom_vjp, nondiff_argnums=(4,))
+def _winograd(x, kernel, transformed, transformed_backward, precision):
+    return winograd_conv(x, transformed, precision)
 
 
-def _winograd_forward(x, kernel, transformed, transformed_backward):
-    return winograd_conv(x, transformed), (x, kernel, transformed, transformed_backward)
+def _winograd_forward(x, kernel, transformed, transformed_backward, precision):
+    return winograd_conv(x, transformed, precision), (x, kernel, transformed, transformed_backward)
 
 
-def _winograd_backward(residuals, cotangent):
+def _winograd_backward(precision, residuals, cotangent):
     x, kernel, transformed, transformed_backward = residuals
-    return (winograd_conv(cotangent, transformed_backward), _kernel_gradient(x, kernel, cotangent),
+    return (winograd_conv(cotangent, transformed_backward, precision),
+            _kernel_gradient(x, kernel, cotangent, precision),
             jnp.zeros_like(transformed), jnp.zeros_like(transformed_backward))
 
 
 _winograd.defvjp(_winograd_forward, _winograd_backward)
 
 
-@jax.custom_vjp
-def _im2col(x, kernel):
-    return patches_conv(x, kernel)
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
+def _im2col(x, kernel, precision):
+    return patches_conv(x, kernel, precision)
 
 
-def _im2col_forward(x, kernel):
-    return patches_conv(x, kernel), (x, kernel)
+def _im2col_forward(x, kernel, precision):
+    return patches_conv(x, kernel, precision), (x, kernel)
 
 
-def _im2col_backward(residuals, cotangent):
+def _im2col_backward(precision, residuals, cotangent):
     x, kernel = residuals
     height, width, channels = x.shape
+    flat_kernel = kernel.reshape(-1, kernel.shape[-1])
     # col2im: each patch's gradient goes back to the 9 pixels it was read from.
-    patch_grads = (cotangent @ kernel.reshape(-1, kernel.shape[-1]).T).reshape(height, width, 9, channels)
+    patch_grads = jnp.matmul(cotangent, flat_kernel.T, precision=precision).reshape(height, width, 9, channels)
     grad = jnp.zeros((height + 2, width + 2, channels), x.dtype)
     for index in range(9):
         a, b = divmod(index, 3)
         grad = grad.at[a:a + height, b:b + width].add(patch_grads[:, :, index])
-    kernel_grad = (patches(x).reshape(-1, 9 * channels).T @ cotangent.reshape(-1, kernel.shape[-1]))
+    kernel_grad = jnp.matmul(patches(x).reshape(-1, 9 * channels).T, cotangent.reshape(-1, kernel.shape[-1]),
+                             precision=precision)
     return grad[1:-1, 1:-1], kernel_grad.reshape(kernel.shape)
 
 
@@ -220,12 +236,13 @@ def prepare(params: dict, algorithm: str) -> dict:
 def conv(layer: dict, x):
     """3x3 convolution plus bias of one (H, W, C_in) image, by the path ``layer`` is prepared for."""
     kernel = layer["kernel"]
+    precision = jax.config.jax_default_matmul_precision  # the trace's context (see _direct)
     if "winograd" in layer:
-        y = _winograd(x, kernel, layer["winograd"], layer["winograd_backward"])
+        y = _winograd(x, kernel, layer["winograd"], layer["winograd_backward"], precision)
     elif "im2col" in layer:
-        y = _im2col(x, kernel)
+        y = _im2col(x, kernel, precision)
     elif "kernel_backward" in layer:
-        y = _direct(x, kernel, layer["kernel_backward"])
+        y = _direct(x, kernel, layer["kernel_backward"], precision)
     else:
         y = lax_conv(x, kernel)
     return y + layer["bias"][None, None, :]

@@ -31,6 +31,7 @@ import numpy as np
 import optax
 
 from stylejax._src import convolution, losses
+from stylejax._src import precision as precision_lib
 
 OPTIMIZERS = ("lbfgs", "adam")
 
@@ -72,6 +73,9 @@ class SolverSpec(NamedTuple):
     evaluation_counter: EvaluationCounter | None = None
     # 3x3 convolution algorithm (convolution.ALGORITHMS, or auto: the backend's default).
     convolution: str = "auto"
+    # The float32 precision of the objective's products and convolutions, and so of its
+    # gradient (stylejax/_src/precision.py).
+    precision: str = precision_lib.DEFAULT_PRECISION
 
 
 class SolveArgs(NamedTuple):
@@ -126,7 +130,8 @@ def step(state: SolveState, args: SolveArgs, spec: SolverSpec):
     def value_fn(image):
         if spec.evaluation_counter is not None:
             jax.debug.callback(spec.evaluation_counter.increment)
-        return losses.objective(image, args.params, args.targets, args.weights, spec.loss)
+        with precision_lib.context(spec.precision):
+            return losses.objective(image, args.params, args.targets, args.weights, spec.loss)
 
     transformation = _transformation(spec, args.learning_rate)
     if spec.optimizer == "lbfgs":

@@ -7,6 +7,8 @@ benchmark) takes these numbers from here.
 
 from __future__ import annotations
 
+from stylejax._src.precision import DEFAULT_PRECISION
+
 PAPER_STYLE_LAYERS = ("conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1")
 # ``--style-layer-weights balanced``: w_l from the pictures (stylejax/_src/balance.py).
 BALANCED = "balanced"
@@ -22,6 +24,11 @@ _CONTROLS_OFF = {
     "style_blend": None,
     "style_scale": None,
     "mask_method": "simple",
+    # How the objective is computed, not what it is: the backend's convolution path
+    # (stylejax/_src/convolution.py) and float32 products at full precision
+    # (stylejax/_src/precision.py).
+    "convolution": "auto",
+    "precision": DEFAULT_PRECISION,
 }
 
 PRESETS: dict[str, dict] = {

@@ -14,7 +14,9 @@ import math
 import numpy as np
 
 from stylejax._src import colour, guides, vgg
+from stylejax._src import convolution as convolution_lib
 from stylejax._src import layers as vgg_layers
+from stylejax._src import precision as precision_lib
 from stylejax._src.errors import InvalidSetting, quote
 from stylejax._src.optimise import OPTIMIZERS
 from stylejax._src.presets import BALANCED, PRESETS
@@ -25,7 +27,8 @@ NAMES = (
     "size", "iterations", "optimizer", "lr", "ratio", "content_weight", "style_weight",
     "balance", "content_layer", "style_layers", "style_layer_weights", "tv_weight",
     "tv_balance", "init", "seed", "pooling", "save_every", "chunk", "color_control",
-    "histogram_match", "scales", "style_blend", "style_scale", "mask_method",
+    "histogram_match", "scales", "style_blend", "style_scale", "mask_method", "convolution",
+    "precision",
 )
 
 
@@ -110,6 +113,10 @@ class Settings:
     style_blend: tuple[float, ...] | None = None
     style_scale: float | None = None
     mask_method: str = "simple"  # spatial control: guides.GUIDE_METHODS
+    # How the objective is computed (not part of it): convolution.ALGORITHMS or auto, and
+    # precision.PRECISIONS.
+    convolution: str = "auto"
+    precision: str = precision_lib.DEFAULT_PRECISION
 
     @property
     def ratio(self) -> float | None:
@@ -275,6 +282,14 @@ def resolve(preset: str, given: dict, reason: str = "the default") -> dict:
     if mask_method not in guides.GUIDE_METHODS:
         raise InvalidSetting(f"unknown {{}} {quote(mask_method)}: expected one of "
                              f"{', '.join(guides.GUIDE_METHODS)}", "mask_method")
+    convolution_path = settings.get("convolution") or "auto"
+    if convolution_path != "auto" and convolution_path not in convolution_lib.ALGORITHMS:
+        raise InvalidSetting(f"unknown {{}} {quote(convolution_path)}: expected auto or one of "
+                             f"{', '.join(convolution_lib.ALGORITHMS)}", "convolution")
+    precision = settings.get("precision") or precision_lib.DEFAULT_PRECISION
+    if precision not in precision_lib.PRECISIONS:
+        raise InvalidSetting(f"unknown {{}} {quote(precision)}: expected one of "
+                             f"{', '.join(precision_lib.PRECISIONS)}", "precision")
     return dict(
         preset=preset,
         size=size,
@@ -302,4 +317,6 @@ def resolve(preset: str, given: dict, reason: str = "the default") -> dict:
         style_blend=style_blend,
         style_scale=style_scale,
         mask_method=mask_method,
+        convolution=convolution_path,
+        precision=precision,
     )

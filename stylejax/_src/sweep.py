@@ -35,7 +35,9 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from stylejax._src import balance, colour, image_ops, losses, optimise, presets
+from stylejax._src import convolution as convolution_lib
 from stylejax._src import layers as vgg_layers
+from stylejax._src import precision as precision_lib
 from stylejax._src.errors import invalid
 
 BATCH_MODES = ("auto", "vmap", "map", "loop")
@@ -330,11 +332,15 @@ def run_sweep(
     count_evaluations: bool = False,
     color_control: str = "none",
     histogram_match: str = "pca",
+    convolution: str = "auto",
+    precision: str = precision_lib.DEFAULT_PRECISION,
 ) -> SweepResult:
     """Runs every member from the same content and style pictures (RGB, same shape).
 
     ``color_control`` and ``histogram_match`` (stylejax/_src/colour.py) apply to every
     member: they change the style target and the loss spec, which the members share.
+    ``convolution`` and ``precision`` choose how the solver computes the objective
+    (stylejax/_src/convolution.py, stylejax/_src/precision.py).
     """
     if not members:
         raise invalid("a sweep needs at least one member")
@@ -346,6 +352,11 @@ def run_sweep(
     if histogram_match not in colour.HISTOGRAM_MODES:
         raise invalid(f"unknown histogram match {histogram_match!r}: expected one of "
                       f"{', '.join(colour.HISTOGRAM_MODES)}")
+    if precision not in precision_lib.PRECISIONS:
+        raise invalid(f"unknown precision {precision!r}: expected one of {', '.join(precision_lib.PRECISIONS)}")
+    if convolution != "auto" and convolution not in convolution_lib.ALGORITHMS:
+        raise invalid(f"unknown convolution {convolution!r}: expected auto or one of "
+                      f"{', '.join(convolution_lib.ALGORITHMS)}")
 
     backend = jax.default_backend()
     mode = default_mode(backend, optimizer) if mode == "auto" else mode
@@ -363,7 +374,8 @@ def run_sweep(
     style_rgb = styles if several else styles[0]
     # This sweep's own count of executed evaluations (None: not counted).
     counter = optimise.EvaluationCounter() if count_evaluations else None
-    solver = optimise.SolverSpec(optimizer=optimizer, loss=spec, evaluation_counter=counter)
+    solver = optimise.SolverSpec(optimizer=optimizer, loss=spec, evaluation_counter=counter,
+                                 convolution=convolution, precision=precision)
     params = jax.tree.map(jnp.asarray, weights.params)
     content = jnp.asarray(convention.to_network(content_rgb))
     style = (tuple(jnp.asarray(convention.to_network(p)) for p in styles) if several

@@ -301,7 +301,8 @@ def run(
             "check the weights file and the loss weights"
         )
 
-    solver_spec = optimise.SolverSpec(optimizer=cfg.optimizer, loss=spec)
+    solver_spec = optimise.SolverSpec(optimizer=cfg.optimizer, loss=spec, convolution=cfg.convolution,
+                                      precision=cfg.precision)
     args = optimise.SolveArgs(params, targets, loss_weights, jnp.asarray(lr, jnp.float32))
 
     def save_intermediate(iteration, network_image):

@@ -22,6 +22,10 @@ COLOR_CONTROL_HELP = ("keep the photo's colours (CVPR 2017 Sec. 5): none (defaul
                       "(the painting's colours matched to the photo's first), original (the "
                       "result's luminance with the photo's chroma)")
 HISTOGRAM_MATCH_HELP = "with --color-control histogram: pca (default), cholesky or sym"
+CONVOLUTION_HELP = ("3x3 convolution path: auto (default: winograd on CPU, lax on GPU and TPU), lax, "
+                    "direct or winograd (docs/convolution.md)")
+PRECISION_HELP = ("float32 precision of the objective's products: highest (default), high or default "
+                  "(TF32 or bfloat16 on accelerators; the same on CPU)")
 
 
 class _UsageError(Exception):
@@ -77,6 +81,8 @@ def _add_transfer_options(parser: argparse.ArgumentParser) -> None:
     add("--histogram-match", dest="histogram_match", help=HISTOGRAM_MATCH_HELP)
     add("--save-every", dest="save_every", help="also save the image every N iterations")
     add("--chunk", help="iterations per compiled chunk (default: measured per backend)")
+    add("--convolution", help=CONVOLUTION_HELP)
+    add("--precision", help=PRECISION_HELP)
     add("--report", help="write the JSON report here")
     add("--max-memory", dest="max_memory", help=MAX_MEMORY_HELP)
     add("--checkpoint", help="write the solver's whole state here when the run ends or is "
@@ -148,6 +154,8 @@ def build_parser() -> argparse.ArgumentParser:
                        choices=("pca", "cholesky", "sym"), help=HISTOGRAM_MATCH_HELP)
     sweep.add_argument("--seed", default="0", help="seed of --weights random")
     sweep.add_argument("--chunk")
+    sweep.add_argument("--convolution", help=CONVOLUTION_HELP)
+    sweep.add_argument("--precision", help=PRECISION_HELP)
     sweep.add_argument("--max-memory", dest="max_memory", help=MAX_MEMORY_HELP)
     sweep.add_argument("--overwrite", action="store_true",
                        help="replace the files of an earlier sweep in the output folder (only "
@@ -166,7 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--sweep-members", default=None, help="sweep sizes K (default 1,4,16)")
     bench.add_argument("--sweep-size", default=None, help="image size of the sweep section (default 64)")
     bench.add_argument("--torch-sizes", default=None, help="image sizes of the PyTorch comparison (default 128,256)")
-    bench.add_argument("--convolution", default="auto", help="auto, lax, direct or winograd (default auto)")
+    bench.add_argument("--convolution", default="auto", help=CONVOLUTION_HELP)
     bench.add_argument("--weights", default="random", help="random (default) or a stylejax weights file")
     bench.add_argument("--max-memory", dest="max_memory", help=MAX_MEMORY_HELP)
     bench.add_argument("--quiet", action="store_true", help="tables only, no progress lines")
@@ -212,7 +220,7 @@ def _transfer(args, say) -> int:
             "style_layer_weights", "tv_weight", "balance", "tv_balance", "init", "seed", "pooling", "save_every",
             "chunk", "report", "quiet", "max_memory", "color_control", "histogram_match", "scales",
             "checkpoint", "checkpoint_every", "resume", "style_blend", "style_scale",
-            "content_mask", "style_masks", "mask_method",
+            "content_mask", "style_masks", "mask_method", "convolution", "precision",
         )
     }
     cfg = config_lib.resolve(args.content, args.style, args.output, overrides)
@@ -338,7 +346,8 @@ def _sweep(args, say) -> int:
         batch_size=None if args.batch_size is None else config_lib.count(args.batch_size, "--batch-size", 1),
         chunk=None if args.chunk is None else config_lib.count(args.chunk, "--chunk", 1),
         preset=(preset_name, reason), overwrite=args.overwrite, max_memory=args.max_memory,
-        color_control=args.color_control, histogram_match=args.histogram_match, log=say,
+        color_control=args.color_control, histogram_match=args.histogram_match,
+        convolution=args.convolution, precision=args.precision, log=say,
     )
     statuses = [member["status"] for member in report["members"]]
     for index, status in enumerate(statuses):

@@ -34,7 +34,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from stylejax._src import budget, image_ops, metrics, presets, sweep
+from stylejax._src import budget, convolution, image_ops, metrics, precision, presets, sweep
 from stylejax._src import transfer as transfer_lib
 from stylejax._src.errors import InvalidSetting, UserError
 from stylejax._src.files import atomic, images, paths
@@ -91,6 +91,10 @@ def common_arguments(*, images: bool = True) -> ArgumentParser:
     add("--batch-mode", dest="batch_mode", default="auto", choices=sweep.BATCH_MODES,
         help="how a sweep runs its members (default auto: per backend)")
     add("--optimizer", default="lbfgs", choices=("lbfgs", "adam"), help="lbfgs (the paper) or adam")
+    add("--convolution", default="auto", choices=("auto", *convolution.ALGORITHMS),
+        help="3x3 convolution path (default auto: winograd on CPU, lax on GPU and TPU)")
+    add("--precision", default=precision.DEFAULT_PRECISION, choices=precision.PRECISIONS,
+        help="float32 precision of the objective's products (default highest)")
     add("--max-memory", dest="max_memory", metavar="GIB",
         help="refuse a figure estimated to need more than this many GiB (default: the memory "
              "available now); none: no check")
@@ -383,6 +387,7 @@ class FigureRun:
             self.images[content_key], self.images[style_key], members, self.weights,
             optimizer=self.args.optimizer, iterations=self.iterations, pooling=POOLING,
             mode=self.args.batch_mode, progress=signals.checking(None if self.args.quiet else progress),
+            convolution=self.args.convolution, precision=self.args.precision,
         )
         if "interrupted" in result.statuses:
             raise KeyboardInterrupt
@@ -428,6 +433,7 @@ class FigureRun:
             "color_control": color_control, "histogram_match": histogram_match,
             "content_mask": None if mask_key is None else self.paths[mask_key],
             "mask_method": getattr(self.args, "mask_method", None),
+            "convolution": self.args.convolution, "precision": self.args.precision,
         }
         if scales:
             overrides.update(size=None, scales=tuple(size for size, _ in scales),
@@ -505,6 +511,7 @@ class FigureRun:
             "config": {
                 "size": self.size, "output_shape": list(self.shape), "iterations": self.iterations,
                 "optimizer": self.args.optimizer, "batch_mode": self.args.batch_mode,
+                "convolution": convolution.resolve(self.args.convolution), "precision": self.args.precision,
                 "pooling": POOLING, "weights_seed": self.seed, "images": dict(self.paths),
                 **(config or {}),
             },

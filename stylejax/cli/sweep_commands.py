@@ -10,7 +10,9 @@ import os
 import jax
 
 from stylejax._src import budget, image_ops, presets, sweep
+from stylejax._src import convolution as convolution_lib
 from stylejax._src import layers as vgg_layers
+from stylejax._src import precision as precision_lib
 from stylejax._src.errors import InvalidSetting, UserError
 from stylejax._src.files import atomic, images, paths
 from stylejax._src.transfer import device_description
@@ -306,6 +308,19 @@ def check_sweep_folder(out_dir: str, members: int, overwrite: bool, inputs: dict
     return [n for n in earlier if n not in ours and os.path.isfile(os.path.join(out_dir, n))]
 
 
+def compute_options(convolution: str | None, precision: str | None) -> dict:
+    """``--convolution`` and ``--precision`` checked, None taking the presets' defaults."""
+    chosen = {"convolution": convolution or presets.PRESETS["paper"]["convolution"],
+              "precision": precision or presets.PRESETS["paper"]["precision"]}
+    if chosen["convolution"] != "auto" and chosen["convolution"] not in convolution_lib.ALGORITHMS:
+        raise UserError(f"unknown --convolution {chosen['convolution']!r}: expected auto or one of "
+                        f"{', '.join(convolution_lib.ALGORITHMS)}")
+    if chosen["precision"] not in precision_lib.PRECISIONS:
+        raise UserError(f"unknown --precision {chosen['precision']!r}: expected one of "
+                        f"{', '.join(precision_lib.PRECISIONS)}")
+    return chosen
+
+
 def members_in_flight(mode: str, members: int, batch_size: int | None, optimizer: str) -> int:
     """Members computed at once in a batch mode (auto: the backend's choice)."""
     if mode == "auto":
@@ -318,7 +333,8 @@ def run_sweep_command(content: str, style: str, out_dir: str, *, members: list[s
                       pooling: str, seed: int, mode: str, batch_size: int | None, chunk: int | None,
                       preset: tuple[str, str] = ("paper", "the default"), overwrite: bool = False,
                       max_memory: str | None = None, color_control: str = "none",
-                      histogram_match: str = "pca", log=print, progress=None) -> dict:
+                      histogram_match: str = "pca", convolution: str | None = None,
+                      precision: str | None = None, log=print, progress=None) -> dict:
     """Checks everything, runs the sweep, writes its files (:func:`write_results`).
 
     Nothing is written, and no folder created, before the run: a bad input, an output
@@ -333,6 +349,7 @@ def run_sweep_command(content: str, style: str, out_dir: str, *, members: list[s
     counts = sorted({len(m.style_blend) for m in members if m.style_blend is not None} - {len(style_paths)})
     if counts:
         raise UserError(f"a style blend has {counts[0]} weights for {len(style_paths)} style images")
+    solver_options = compute_options(convolution, precision)
     stale = check_sweep_folder(out_dir, len(members), overwrite, inputs)
     content_rgb = images.load_image(content)
     style_rgbs = [images.load_image(path) for path in style_paths]
@@ -358,14 +375,16 @@ def run_sweep_command(content: str, style: str, out_dir: str, *, members: list[s
         else image_ops.resize(style_rgbs[0], shape), members, loaded,
         optimizer=optimizer, iterations=iterations, pooling=pooling, lr=lr, mode=mode,
         batch_size=batch_size, chunk_size=chunk, progress=signals.checking(progress),
-        color_control=color_control, histogram_match=histogram_match,
+        color_control=color_control, histogram_match=histogram_match, **solver_options,
     )
     config = {"content": content, "style": style_paths[0], "styles": list(style_paths), "size": size,
               "output_shape": list(shape),
               "iterations": iterations, "optimizer": optimizer, "lr": lr, "pooling": pooling,
               "weights": weights, "seed": seed, "batch_mode": mode, "resolved_mode": result.mode,
               "batch_size": batch_size, "chunk": chunk, "preset": preset[0], "preset_why": preset[1],
-              "color_control": color_control, "histogram_match": histogram_match}
+              "color_control": color_control, "histogram_match": histogram_match,
+              "convolution": convolution_lib.resolve(solver_options["convolution"]),
+              "precision": solver_options["precision"]}
     if any(m.balance is not None for m in members):
         config["ratio_mapping"] = (
             f"balance = {presets.PRESETS[preset[0]]['balance']:g} * ratio / "
