@@ -111,3 +111,21 @@ def test_on_cpu_every_precision_gives_the_same_gradient():
         np.testing.assert_allclose(float(other_value), float(value), rtol=1e-6)
         np.testing.assert_allclose(np.asarray(other_grad), np.asarray(grad), rtol=1e-5, atol=1e-6 * float(
             jnp.abs(grad).max()))
+
+
+def test_targets_and_reported_terms_are_at_highest_precision_whatever_the_context():
+    spec = losses.LossSpec(("conv2_1",), ("conv1_1", "conv2_1"), "avg")
+    params = _params()
+    image = jnp.ones((16, 16, 3), jnp.float32)
+    weights = losses.LossWeights(
+        content_weight=jnp.float32(1.0), style_weight=jnp.float32(1.0),
+        content_layer_weights=jnp.ones((1,)), style_layer_weights=jnp.full((2,), 0.5),
+        tv_weight=jnp.float32(0.0))
+    with precision.context("default"):
+        targets_jaxpr = jax.make_jaxpr(losses.jitted_targets(spec))(params, image, image).jaxpr
+        targets = losses.jitted_targets(spec)(params, image, image)
+        terms_jaxpr = jax.make_jaxpr(losses.jitted_terms(spec))(image, params, targets, weights).jaxpr
+    for jaxpr in (targets_jaxpr, terms_jaxpr):
+        found = _precisions(jaxpr)
+        assert len(found) >= 3
+        assert all(p == (jax.lax.Precision.HIGHEST,) * 2 for p in found), set(found)

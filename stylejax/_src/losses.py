@@ -221,15 +221,28 @@ def objective(image, params, targets: Targets, weights: LossWeights, spec: LossS
     return loss_terms(image, params, targets, weights, spec).total
 
 
+def at_highest_precision(fn):
+    """``fn`` traced with full float32 products: the targets and the reported terms are
+    the objective's reference values, whatever precision the solver itself uses
+    (stylejax/_src/precision.py)."""
+    @functools.wraps(fn)
+    def wrapped(*args, **kwargs):
+        with jax.default_matmul_precision("highest"):
+            return fn(*args, **kwargs)
+    return wrapped
+
+
 @functools.lru_cache(maxsize=8)
 def jitted_targets(spec: LossSpec, guide_method: str = "simple"):
     """``jit(compute_targets)`` for one static spec: ``(params, content, style, *,
     content_guides=None, style_guides=None) -> Targets``, one compiled program per spec and
-    shape, shared by the transfer, sweeps and benchmark."""
-    return jax.jit(functools.partial(compute_targets, spec=spec, guide_method=guide_method))
+    shape, shared by the transfer, sweeps and benchmark; full float32 products."""
+    return jax.jit(at_highest_precision(functools.partial(compute_targets, spec=spec,
+                                                           guide_method=guide_method)))
 
 
 @functools.lru_cache(maxsize=8)
 def jitted_terms(spec: LossSpec):
-    """``jit(loss_terms)`` for one static spec: ``(image, params, targets, weights) -> LossTerms``."""
-    return jax.jit(functools.partial(loss_terms, spec=spec))
+    """``jit(loss_terms)`` for one static spec: ``(image, params, targets, weights) -> LossTerms``,
+    full float32 products."""
+    return jax.jit(at_highest_precision(functools.partial(loss_terms, spec=spec)))
