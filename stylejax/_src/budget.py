@@ -86,6 +86,32 @@ def estimate_bytes(height: int, width: int, layers, optimizer: str, *, members: 
                + members * chunk * CHUNK_BYTES_PER_ITERATION)
 
 
+def member_bytes(height: int, width: int, layers, optimizer: str) -> int:
+    """The memory one more member computed at once adds to :func:`estimate_bytes`: its
+    activations (``TEMP_BYTES_PER_ACTIVATION`` each, measured) and its solver state."""
+    order = vgg_layers.SEQUENCE.index
+    deepest = max((vgg_layers.canonical_name(n) for n in layers), key=order)
+    return int(height * width * (TEMP_BYTES_PER_ACTIVATION * activations_per_pixel(deepest)
+                                 + state_bytes_per_pixel(optimizer)))
+
+
+def auto_batch_size(height: int, width: int, layers, optimizer: str, *, members: int, limit: float | None,
+                    chunk: int = 1) -> int:
+    """The most members, 1 .. ``members``, that can be computed at once (a ``map`` batch)
+    with :func:`estimate_bytes` within ``limit`` bytes:
+
+        floor((limit - BASE_BYTES - members * chunk * CHUNK_BYTES_PER_ITERATION) / member_bytes)
+
+    ``members`` where ``limit`` is None or infinite (no budget); 1 where not even one
+    member fits (the memory check then refuses the run, naming the estimate).
+    """
+    if limit is None or math.isinf(limit):
+        return members
+    fixed = BASE_BYTES + members * chunk * CHUNK_BYTES_PER_ITERATION
+    fitting = int((limit - fixed) // member_bytes(height, width, layers, optimizer))
+    return max(1, min(members, fitting))
+
+
 def _meminfo_available() -> int | None:
     try:
         with open("/proc/meminfo") as handle:

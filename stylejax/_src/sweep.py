@@ -17,16 +17,27 @@ Batch modes (all compile the solver once for the whole sweep):
 - ``loop``: the one compiled solver called per member from Python.
 - ``auto``: per backend, from measurement (see SWEEP_MODES and docs/sweeps.md).
 
-The member axis can be sharded over all local devices (``shard=True``): members are
-padded to a multiple of the device count and laid out with a ``NamedSharding``; on one
-device this changes nothing.
+The member axis can be sharded over all local devices (``shard=True``), or over a mesh
+of every process's devices (``mesh=``, stylejax/_src/distributed.py): members are padded
+to a multiple of the device count and each device runs its own members (``shard_map``);
+the objective values of each chunk, and the results at the end, are gathered to every
+process. ``loop`` over several processes runs each process's share of the members on its
+own device, one after another, and gathers the results at the end. On one device none
+of this changes anything.
+
+``map``'s ``batch_size`` may be ``"auto"``: the largest batch whose estimated memory
+(stylejax/_src/budget.py) fits the device, balanced so the batches are as even as
+possible (:func:`plan_batch`). An out-of-memory error from XLA is raised as
+:class:`OutOfMemory`, naming a batch size to try.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import itertools
+import math
 import time
 
 import jax
@@ -34,11 +45,11 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from stylejax._src import balance, colour, image_ops, losses, optimise, presets
+from stylejax._src import balance, budget, colour, image_ops, losses, optimise, presets
 from stylejax._src import convolution as convolution_lib
 from stylejax._src import layers as vgg_layers
 from stylejax._src import precision as precision_lib
-from stylejax._src.errors import invalid
+from stylejax._src.errors import InvalidSetting, invalid, literal
 
 BATCH_MODES = ("auto", "vmap", "map", "loop")
 # auto, per (backend, optimizer): measured with scripts/bench_sweep.py (docs/sweeps.md).
@@ -296,6 +307,62 @@ class SweepResult:
     # Per member: "done", "non-finite at iteration k" (its image is the last finite one,
     # x_{k-1}, and its history the finite values) or "interrupted" (Ctrl-C).
     statuses: list[str] = dataclasses.field(default_factory=list)
+    processes: int = 1  # the processes that ran the sweep (a multi-process mesh: more than 1)
+
+
+class OutOfMemory(InvalidSetting):
+    """XLA ran out of memory during a sweep. ``batch_size`` is a batch to try (``map``
+    mode), None where one member at a time did not fit either."""
+
+    def __init__(self, template: str, *names: str, batch_size: int | None = None):
+        super().__init__(template, *names)
+        self.batch_size = batch_size
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    """XLA's RESOURCE_EXHAUSTED (``jax.errors.JaxRuntimeError``), or an out-of-memory message."""
+    if isinstance(error, MemoryError):
+        return True
+    text = str(error)
+    return isinstance(error, RuntimeError) and ("RESOURCE_EXHAUSTED" in text or "out of memory" in text.lower())
+
+
+@contextlib.contextmanager
+def _out_of_memory_hint(mode: str, in_flight: int):
+    """Turns an out-of-memory error inside the block into :class:`OutOfMemory` naming the
+    batch to try: half the members in flight per device, in ``map`` mode."""
+    try:
+        yield
+    except (RuntimeError, MemoryError) as error:
+        if not is_out_of_memory(error):
+            raise
+        text = str(error).strip()
+        reason = literal((text.splitlines()[0] if text else type(error).__name__)[:160])
+        what = "one member" if in_flight == 1 else f"{in_flight} members"
+        if in_flight > 1:
+            smaller = max(1, in_flight // 2)
+            raise OutOfMemory(f"the sweep ran out of memory with {what} in flight per device ({mode} mode; "
+                              f"{reason}); try {{}}=map {{}}={smaller}", "batch_mode", "batch_size",
+                              batch_size=smaller) from error
+        raise OutOfMemory(f"the sweep ran out of memory with one member in flight per device ({reason}); "
+                          "lower the {}", "size") from error
+
+
+def plan_batch(members: int, largest: int) -> int:
+    """``map``'s batch for ``members`` per device when at most ``largest`` fit at once:
+    as few batches as ``largest`` allows, as even as possible (the padding to a whole
+    number of batches is then less than one member per batch)."""
+    largest = max(1, min(largest, members))
+    batches = math.ceil(members / largest)
+    return math.ceil(members / batches)
+
+
+def auto_batch(members: int, height: int, width: int, layers, optimizer: str, *, chunk: int,
+               limit: float | None) -> int:
+    """The ``auto`` batch: :func:`plan_batch` of the largest batch that fits ``limit``
+    bytes (:func:`budget.auto_batch_size`)."""
+    largest = budget.auto_batch_size(height, width, layers, optimizer, members=members, chunk=chunk, limit=limit)
+    return plan_batch(members, largest)
 
 
 def _terms_dict(terms, spec, k):
@@ -314,6 +381,32 @@ def _pad(tree, count):
     return jax.tree.map(lambda a: jnp.concatenate([a, jnp.repeat(a[-1:], count, axis=0)]) if count else a, tree)
 
 
+def _place(tree, sharding):
+    """Every leaf as one global array laid out by ``sharding`` (each process holds the
+    whole value and gives its own devices their part)."""
+    def put(leaf):
+        host = np.asarray(leaf)
+        return jax.make_array_from_callback(host.shape, sharding, lambda index: host[index])
+
+    return jax.tree.map(put, tree)
+
+
+def _gathered(tree, replicated):
+    """``tree`` (global arrays) as numpy arrays, the whole of each on every process."""
+    if replicated is None:
+        return jax.tree.map(np.asarray, tree)
+    return jax.tree.map(np.asarray, jax.jit(lambda t: t, out_shardings=replicated)(tree))
+
+
+def _gather_processes(tree, count: int):
+    """Each process's block of members (the same shape on every process) joined, every
+    process's in process order, cut to ``count`` members."""
+    from jax.experimental import multihost_utils
+
+    stacked = multihost_utils.process_allgather(tree)
+    return jax.tree.map(lambda a: np.asarray(a).reshape(-1, *a.shape[2:])[:count], stacked)
+
+
 def run_sweep(
     content_rgb: np.ndarray,
     style_rgb: np.ndarray,
@@ -325,7 +418,7 @@ def run_sweep(
     pooling: str = "avg",
     lr: float | None = None,
     mode: str = "auto",
-    batch_size: int | None = None,
+    batch_size: int | str | None = None,
     chunk_size: int | None = None,
     shard: bool = True,
     progress=None,
@@ -334,6 +427,8 @@ def run_sweep(
     histogram_match: str = "pca",
     convolution: str = "auto",
     precision: str = precision_lib.DEFAULT_PRECISION,
+    mesh: Mesh | None = None,
+    memory_limit: float | None = None,
 ) -> SweepResult:
     """Runs every member from the same content and style pictures (RGB, same shape).
 
@@ -341,6 +436,18 @@ def run_sweep(
     member: they change the style target and the loss spec, which the members share.
     ``convolution`` and ``precision`` choose how the solver computes the objective
     (stylejax/_src/convolution.py, stylejax/_src/precision.py).
+
+    ``batch_size``: ``map``'s members per batch on each device (None: 1), or ``"auto"``:
+    the largest that fits ``memory_limit`` bytes per device (None: the memory available,
+    :func:`budget.available_bytes`), see :func:`auto_batch`. ``mesh``: a one-axis
+    :class:`jax.sharding.Mesh` to shard the members over instead of the local devices,
+    such as :func:`stylejax._src.distributed.global_mesh` after
+    ``jax.distributed.initialize``; with several processes, every process calls
+    ``run_sweep`` with the same arguments and gets the whole result.
+
+    Raises:
+      InvalidSetting: a bad setting.
+      OutOfMemory: XLA ran out of memory; its ``batch_size`` is one to try.
     """
     if not members:
         raise invalid("a sweep needs at least one member")
@@ -357,6 +464,10 @@ def run_sweep(
     if convolution != "auto" and convolution not in convolution_lib.ALGORITHMS:
         raise invalid(f"unknown convolution {convolution!r}: expected auto or one of "
                       f"{', '.join(convolution_lib.ALGORITHMS)}")
+    if not (batch_size is None or batch_size == "auto" or (isinstance(batch_size, int) and batch_size >= 1)):
+        raise invalid(f"batch size must be a whole number >= 1 or 'auto', got {batch_size!r}")
+    if mesh is not None and len(mesh.axis_names) != 1:
+        raise invalid(f"a sweep's mesh has one axis, the members; got axes {tuple(mesh.axis_names)}")
 
     backend = jax.default_backend()
     mode = default_mode(backend, optimizer) if mode == "auto" else mode
@@ -388,102 +499,227 @@ def run_sweep(
     loss_weights = member_weights(members, spec, len(styles))
     inits = jnp.asarray(convention.to_network(initial_images(members, content_rgb, style_rgb)))
     learning_rates = jnp.full((count,), lr, jnp.float32)
-    devices = jax.local_devices() if shard and mode != "loop" else jax.local_devices()[:1]
-    multiple = len(devices) * ((batch_size or 1) if mode == "map" else 1)
-    padding = (-count) % multiple
-    loss_weights, inits, learning_rates = _pad((loss_weights, inits, learning_rates), padding)
-    sharding = None
-    if len(devices) > 1:
-        sharding = NamedSharding(Mesh(np.array(devices), ("members",)), PartitionSpec("members"))
-        loss_weights, inits, learning_rates = jax.device_put((loss_weights, inits, learning_rates), sharding)
-    # Shared by every member: the convolution algorithm's kernels, prepared once.
-    args = optimise.SolveArgs(optimise.prepare_params(params, solver), targets, loss_weights, learning_rates)
 
-    terms_fn = jax.jit(jax.vmap(functools.partial(losses.loss_terms, spec=spec), in_axes=(0, None, None, 0)))
-    init_fn = jax.jit(jax.vmap(functools.partial(optimise.init_state, spec=solver), in_axes=(0, _ARGS_AXES)))
+    # The devices: a mesh's (every process's), or the local ones; loop mode uses one device
+    # per process.
+    devices = list(mesh.devices.flat) if mesh is not None else (
+        jax.local_devices() if shard and mode != "loop" else jax.local_devices()[:1])
+    processes = sorted({d.process_index for d in devices})
+    if mode == "loop":
+        mesh = None
+        devices = [next(d for d in devices if d.process_index == p) for p in processes]
+    elif len(devices) > 1 and mesh is None:
+        mesh = Mesh(np.array(devices), ("members",))
+    elif len(devices) == 1:
+        mesh = None
+    per_device = math.ceil(count / len(devices))
+    if mode == "map" and batch_size == "auto":
+        layers = (*spec.content_layers, *spec.style_layers)
+        limit = budget.available_bytes() if memory_limit is None else memory_limit
+        batch_size = auto_batch(per_device, content_rgb.shape[0], content_rgb.shape[1], layers, optimizer,
+                                chunk=chunk_size, limit=limit)
+        if len(processes) > 1:  # each host measured its own memory: the smallest wins
+            from stylejax._src import distributed
+
+            batch_size = distributed.agree_min(batch_size)
+    elif mode != "map" or batch_size == "auto":
+        batch_size = None if mode != "map" else 1
+    in_flight = {"vmap": per_device, "map": batch_size}.get(mode, 1)
+
+    with _out_of_memory_hint(mode, in_flight):
+        run = _run_loop if mode == "loop" else _run_batched
+        outcome = run(solver=solver, spec=spec, params=params, targets=targets, loss_weights=loss_weights,
+                      inits=inits, learning_rates=learning_rates, count=count, mode=mode, batch_size=batch_size,
+                      chunk_size=chunk_size, iterations=iterations, mesh=mesh, processes=processes,
+                      progress=progress)
+    executed = counter.count if counter is not None else None
+    statuses = [optimise.member_status(bool(outcome.finite[k]), int(outcome.iteration[k]), iterations,
+                                       outcome.interrupted) for k in range(count)]
+    rgb = np.stack([colour.finish(image, content_rgb, color_control)
+                    for image in np.asarray(convention.to_rgb01(outcome.kept))])
+    histories = outcome.histories
+    for k in range(count):
+        if outcome.finite[k]:
+            histories[k].append(float(outcome.final.total[k]))
+    return SweepResult(
+        members=list(members),
+        images=rgb,
+        initial=[_terms_dict(outcome.initial, spec, k) for k in range(count)],
+        final=[_terms_dict(outcome.final, spec, k) for k in range(count)],
+        histories=histories,
+        evaluations=[int(e) for e in outcome.evaluations],
+        executed_evaluations=executed,
+        seconds=outcome.seconds,
+        member_seconds=outcome.member_seconds,
+        compile_seconds=outcome.compile_seconds,
+        mode=mode,
+        batch_size=batch_size,
+        devices=len(devices),
+        traces=outcome.traces,
+        statuses=statuses,
+        processes=len(processes),
+    )
+
+
+@dataclasses.dataclass
+class _Outcome:
+    """What a run of the members leaves, as numpy arrays over the ``count`` members, the
+    same on every process."""
+
+    kept: np.ndarray  # (K, H, W, 3) in the network's space: x_n, or x_{k-1} for a non-finite member
+    finite: np.ndarray
+    iteration: np.ndarray
+    evaluations: np.ndarray
+    initial: losses.LossTerms  # numpy leaves
+    final: losses.LossTerms
+    histories: list[list[float]]
+    interrupted: bool
+    seconds: float
+    member_seconds: list[float]
+    compile_seconds: float
+    traces: int
+
+
+def _kept(finite, image, previous_image):
+    """Each member's last finite image: x_n, or x_{k-1} where the objective at x_k was not finite."""
+    return jnp.where(finite.reshape(-1, *([1] * (image.ndim - 1))), image, previous_image)
+
+
+def _run_batched(*, solver, spec, params, targets, loss_weights, inits, learning_rates, count, mode,
+                 batch_size, chunk_size, iterations, mesh, processes, progress) -> _Outcome:
+    """``vmap`` and ``map``: every member in one program, each device its own members."""
+    devices = 1 if mesh is None else mesh.size
+    multiple = devices * ((batch_size or 1) if mode == "map" else 1)
+    loss_weights, inits, learning_rates = _pad((loss_weights, inits, learning_rates), (-count) % multiple)
+    local = functools.partial(_batched_chunk, spec=solver, chunk_size=chunk_size, mode=mode, batch_size=batch_size)
+    init = jax.vmap(functools.partial(optimise.init_state, spec=solver), in_axes=(0, _ARGS_AXES))
+    # The reported terms at full float32 precision, whatever the solver's.
+    terms = losses.at_highest_precision(
+        jax.vmap(functools.partial(losses.loss_terms, spec=spec), in_axes=(0, None, None, 0)))
+    prepared = optimise.prepare_params(params, solver)
+    if mesh is None:
+        replicated = None
+        chunk_fn, init_fn, terms_fn = jax.jit(local), jax.jit(init), jax.jit(terms)
+    else:
+        axis = mesh.axis_names[0]
+        members_sharding = NamedSharding(mesh, PartitionSpec(axis))
+        replicated = NamedSharding(mesh, PartitionSpec())
+        loss_weights, inits, learning_rates = _place((loss_weights, inits, learning_rates), members_sharding)
+        params, prepared, targets = _place((params, prepared, targets), replicated)
+        specs = optimise.SolveArgs(params=PartitionSpec(), targets=PartitionSpec(),
+                                   weights=PartitionSpec(axis), learning_rate=PartitionSpec(axis))
+        # Each device runs its own members; the chunk's values come back whole to every
+        # process (one small gather per chunk), for the driver to read.
+        chunk_fn = jax.jit(jax.shard_map(local, mesh=mesh, in_specs=(PartitionSpec(axis), specs, PartitionSpec()),
+                                         out_specs=(PartitionSpec(axis), PartitionSpec(axis)), check_vma=False),
+                           out_shardings=(members_sharding, replicated))
+        init_fn = jax.jit(init, out_shardings=members_sharding)
+        terms_fn = jax.jit(terms, out_shardings=replicated)
+    # Shared by every member: the convolution algorithm's kernels, prepared once.
+    args = optimise.SolveArgs(prepared, targets, loss_weights, learning_rates)
+
     # Compiled ahead of time, to time the compilation on its own; the calls below go
     # through chunk_fn, which reuses that executable, so its cache size afterwards is the
     # number of programs the whole sweep needed.
     compile_start = time.perf_counter()
-    if mode == "loop":
-        single_args = args._replace(weights=jax.tree.map(lambda a: a[0], loss_weights),
-                                    learning_rate=learning_rates[0])
-        chunk_fn = jax.jit(functools.partial(optimise.run_chunk, spec=solver, chunk_size=chunk_size))
-        state_shape = jax.eval_shape(functools.partial(optimise.init_state, spec=solver), inits[0], single_args)
-        chunk_fn.lower(state_shape, single_args, jnp.zeros((), jnp.int32)).compile()
-    else:
-        chunk_fn = jax.jit(functools.partial(
-            _batched_chunk, spec=solver, chunk_size=chunk_size, mode=mode, batch_size=batch_size))
-        initial_states = init_fn(inits, args)
-        if sharding is not None:  # every state leaf has the member axis first
-            initial_states = jax.device_put(initial_states, sharding)
-        chunk_fn.lower(initial_states, args, jnp.zeros((), jnp.int32)).compile()
+    initial_states = init_fn(inits, args)
+    chunk_fn.lower(initial_states, args, jnp.zeros((), jnp.int32)).compile()
     compile_seconds = time.perf_counter() - compile_start
 
     initial = terms_fn(inits, params, targets, loss_weights)
     start = time.perf_counter()
-    member_seconds = []
-    interrupted = False
-    if mode == "loop":
-        finals, rows = [], []
-        init_jitted = jax.jit(functools.partial(optimise.init_state, spec=solver))
-        for k in range(count):
-            member_start = time.perf_counter()
-            member_args = args._replace(weights=jax.tree.map(lambda a, k=k: a[k], loss_weights),
-                                        learning_rate=learning_rates[k])
-            state = init_jitted(inits[k], member_args)
-            if not interrupted:
-                driven = optimise.drive(chunk_fn, state, member_args, iterations, chunk_size=chunk_size)
-                state, interrupted = driven.state, driven.interrupted
-                rows.append(driven.values)
-            else:  # after Ctrl-C the remaining members keep their initial images
-                rows.append(np.zeros((0,), np.float32))
-            member_seconds.append(time.perf_counter() - member_start)
-            finals.append(state)
-            if progress:
-                progress(k + 1, count)
-        states = jax.tree.map(lambda *leaves: jnp.stack(leaves), *finals)
-        histories = [optimise.finite_history(row) for row in rows]
-    else:
-        driven = optimise.drive(
-            chunk_fn, initial_states, args, iterations, chunk_size=chunk_size, batched=True,
-            on_progress=(lambda done, latest: progress(done, iterations)) if progress else None)
-        states, interrupted = driven.state, driven.interrupted
-        histories = [optimise.finite_history(row) for row in driven.values[:count]]
+    driven = optimise.drive(
+        chunk_fn, initial_states, args, iterations, chunk_size=chunk_size, batched=True,
+        on_progress=(lambda done, latest: progress(done, iterations)) if progress else None)
+    states = driven.state
     seconds = time.perf_counter() - start
     jax.effects_barrier()  # every counting callback has run
-    executed = counter.count if counter is not None else None
-    traces = chunk_fn._cache_size()  # jit's own cache: the programs the chunk calls used
-    if mode != "loop":
-        member_seconds = [seconds / count] * count
-
-    finite = np.asarray(states.finite)[:count]
-    reached = np.asarray(states.iteration)[:count]
-    statuses = [optimise.member_status(bool(finite[k]), int(reached[k]), iterations, interrupted)
-                for k in range(count)]
-    # A member that stopped on a non-finite objective keeps x_{k-1}, its last finite image.
-    kept = jnp.where(states.finite.reshape(-1, *([1] * (states.image.ndim - 1))),
-                     states.image, states.previous_image)
+    kept = _kept(states.finite, states.image, states.previous_image)
     final = terms_fn(kept, params, targets, loss_weights)
-    rgb = np.stack([colour.finish(image, content_rgb, color_control)
-                    for image in np.asarray(convention.to_rgb01(kept))[:count]])
-    for k in range(count):
-        if finite[k]:
-            histories[k].append(float(final.total[k]))
-    return SweepResult(
-        members=list(members),
-        images=rgb,
-        initial=[_terms_dict(initial, spec, k) for k in range(count)],
-        final=[_terms_dict(final, spec, k) for k in range(count)],
-        histories=histories,
-        evaluations=[int(e) for e in np.asarray(states.evaluations)[:count]],
-        executed_evaluations=executed,
-        seconds=seconds,
-        member_seconds=member_seconds,
-        compile_seconds=compile_seconds,
-        mode=mode,
-        batch_size=batch_size,
-        devices=len(devices),
-        traces=traces,
-        statuses=statuses,
-    )
+    kept, finite, iteration, evaluations, initial, final = jax.tree.map(
+        lambda a: a[:count], _gathered((kept, states.finite, states.iteration, states.evaluations, initial, final),
+                                       replicated))
+    return _Outcome(kept=kept, finite=finite, iteration=iteration, evaluations=evaluations, initial=initial,
+                    final=final, histories=[optimise.finite_history(row) for row in driven.values[:count]],
+                    interrupted=driven.interrupted, seconds=seconds, member_seconds=[seconds / count] * count,
+                    compile_seconds=compile_seconds, traces=chunk_fn._cache_size())
+
+
+def _terms_program(spec):
+    """Every member's loss terms, at full float32 precision (the reported values)."""
+    return jax.jit(losses.at_highest_precision(
+        jax.vmap(functools.partial(losses.loss_terms, spec=spec), in_axes=(0, None, None, 0))))
+
+
+def _run_loop(*, solver, spec, params, targets, loss_weights, inits, learning_rates, count, mode, batch_size,
+              chunk_size, iterations, mesh, processes, progress) -> _Outcome:
+    """``loop``: the one compiled solver per member, on this process's first device. With
+    several processes, each runs its block of members and the blocks are gathered."""
+    args = optimise.SolveArgs(optimise.prepare_params(params, solver), targets, loss_weights, learning_rates)
+    terms_fn = _terms_program(spec)
+    compile_start = time.perf_counter()
+    single_args = args._replace(weights=jax.tree.map(lambda a: a[0], loss_weights),
+                                learning_rate=learning_rates[0])
+    chunk_fn = jax.jit(functools.partial(optimise.run_chunk, spec=solver, chunk_size=chunk_size))
+    state_shape = jax.eval_shape(functools.partial(optimise.init_state, spec=solver), inits[0], single_args)
+    chunk_fn.lower(state_shape, single_args, jnp.zeros((), jnp.int32)).compile()
+    # The initial state's program too, so the members' timings hold no compilation.
+    init_compiled = jax.jit(functools.partial(optimise.init_state, spec=solver)).lower(
+        inits[0], single_args).compile()
+    compile_seconds = time.perf_counter() - compile_start
+
+    block = math.ceil(count / len(processes))
+    first = processes.index(jax.process_index()) * block if len(processes) > 1 else 0
+    mine = list(range(first, min(first + block, count))) if len(processes) > 1 else list(range(count))
+    start = time.perf_counter()
+    finals, rows, member_seconds = [], [], []
+    interrupted = False
+    for done, k in enumerate(mine):
+        member_start = time.perf_counter()
+        member_args = args._replace(weights=jax.tree.map(lambda a, k=k: a[k], loss_weights),
+                                    learning_rate=learning_rates[k])
+        state = init_compiled(inits[k], member_args)
+        if not interrupted:
+            driven = optimise.drive(chunk_fn, state, member_args, iterations, chunk_size=chunk_size)
+            state, interrupted = driven.state, driven.interrupted
+            rows.append(driven.values)
+        else:  # after Ctrl-C the remaining members keep their initial images
+            rows.append(np.zeros((0,), np.float32))
+        member_seconds.append(time.perf_counter() - member_start)
+        finals.append(state)
+        if progress:
+            progress(done + 1, len(mine))
+    seconds = time.perf_counter() - start
+    jax.effects_barrier()  # every counting callback has run
+    traces = chunk_fn._cache_size()
+    if finals:
+        states = jax.tree.map(lambda *leaves: jnp.stack(leaves), *finals)
+        ran = (np.asarray(_kept(states.finite, states.image, states.previous_image)), np.asarray(states.finite),
+               np.asarray(states.iteration), np.asarray(states.evaluations))
+    else:  # a process with no member (more processes than members)
+        ran = (np.zeros((0, *inits.shape[1:]), np.float32), np.zeros((0,), bool), np.zeros((0,), np.int32),
+               np.zeros((0,), np.int32))
+    values = np.full((len(mine), iterations), np.nan, np.float32)
+    for row, taken in enumerate(rows):
+        values[row, :len(taken)] = taken
+    if len(processes) > 1:  # every process's block, padded to the same shape, gathered
+        def padded(a, fill):
+            extra = block - a.shape[0]
+            return np.concatenate([a, np.full((extra, *a.shape[1:]), fill, a.dtype)]) if extra else a
+
+        kept, finite, iteration, evaluations = (padded(a, 0) for a in ran)
+        gathered = _gather_processes(
+            (kept, finite, iteration, evaluations, padded(values, np.nan),
+             padded(np.asarray(member_seconds, np.float64), 0.0), np.full((block,), interrupted),
+             np.full((block,), seconds)), count)
+        kept, finite, iteration, evaluations, values, member_seconds, stops, spans = gathered
+        # The sweep took as long as its slowest process.
+        member_seconds, interrupted, seconds = [float(s) for s in member_seconds], bool(stops.any()), float(spans.max())
+    else:
+        kept, finite, iteration, evaluations = ran
+    initial = jax.tree.map(np.asarray, terms_fn(inits, params, targets, loss_weights))
+    final = jax.tree.map(np.asarray, terms_fn(jnp.asarray(kept), params, targets, loss_weights))
+    return _Outcome(kept=kept, finite=finite, iteration=iteration, evaluations=evaluations, initial=initial,
+                    final=final, histories=[optimise.finite_history(row) for row in values], interrupted=interrupted,
+                    seconds=seconds, member_seconds=list(member_seconds), compile_seconds=compile_seconds,
+                    traces=traces)

@@ -119,49 +119,62 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--debug", action="store_true", help="show tracebacks")
 
     sweep = commands.add_parser("sweep", help="many configurations of one pair in one compiled program")
-    sweep.add_argument("content")
-    sweep.add_argument("style", nargs="+", help="style image; several are blended (--style-blends)")
-    sweep.add_argument("-o", "--output", required=True, help="output folder")
-    sweep.add_argument("--preset", help="paper (default), or random (the default with --weights random)")
-    sweep.add_argument("--ratios", help="alpha/beta values on the paper's scale, comma list (default "
-                                        "1e-3; random preset: mapped to balances, see README)")
-    sweep.add_argument("--style-layer-sets", dest="style_layer_sets",
-                       default="conv1_1,conv2_1,conv3_1,conv4_1,conv5_1",
-                       help="sets separated by ';', layers by ',' (weights 1/n within a set; "
-                            "balanced in the random preset)")
-    sweep.add_argument("--content-layers", dest="content_layers",
-                       help="comma list (default: the preset's, conv4_2 or conv2_2)")
-    sweep.add_argument("--inits", help="comma list of content, style, noise:SEED (default: the preset's)")
-    sweep.add_argument("--tv-weights", dest="tv_weights",
-                       help="comma list (default: the preset's: 0, or its TV balance)")
-    sweep.add_argument("--style-blends", dest="style_blends",
-                       help="with several style images: blends separated by ';', one weight per "
-                            "image by ',', e.g. '1,0;0.5,0.5;0,1' (traced: one compilation)")
-    sweep.add_argument("--members", dest="members_file",
-                       help="a JSON list of members instead of the product, e.g. "
-                            '[{"ratio": 1e-3, "style_layers": ["conv1_1"], "init": "content"}]')
-    sweep.add_argument("--batch-mode", dest="batch_mode", default="auto", choices=("auto", "vmap", "map", "loop"))
-    sweep.add_argument("--batch-size", dest="batch_size", help="members per batch in map mode")
-    sweep.add_argument("--weights", default="auto")
-    sweep.add_argument("--size", help="longest side in px (default: the preset's)")
-    sweep.add_argument("--iterations", help="iterations (default: the preset's)")
-    sweep.add_argument("--optimizer", default="lbfgs", choices=("lbfgs", "adam"))
-    sweep.add_argument("--lr")
-    sweep.add_argument("--pooling", default="avg", choices=("avg", "max"))
-    sweep.add_argument("--color-control", dest="color_control", default="none",
-                       choices=("none", "luminance", "histogram", "original"), help=COLOR_CONTROL_HELP)
-    sweep.add_argument("--histogram-match", dest="histogram_match", default="pca",
-                       choices=("pca", "cholesky", "sym"), help=HISTOGRAM_MATCH_HELP)
-    sweep.add_argument("--seed", default="0", help="seed of --weights random")
-    sweep.add_argument("--chunk")
-    sweep.add_argument("--convolution", help=CONVOLUTION_HELP)
-    sweep.add_argument("--precision", help=PRECISION_HELP)
-    sweep.add_argument("--max-memory", dest="max_memory", help=MAX_MEMORY_HELP)
-    sweep.add_argument("--overwrite", action="store_true",
-                       help="replace the files of an earlier sweep in the output folder (only "
-                            "those its results.json lists)")
-    sweep.add_argument("--quiet", action="store_true")
-    sweep.add_argument("--debug", action="store_true")
+    sweep_options = []  # every sweep argument, for a --distributed run's worker command line
+
+    def add(*names, **kwargs):
+        sweep_options.append(sweep.add_argument(*names, **kwargs))
+
+    add("content")
+    add("style", nargs="+", help="style image; several are blended (--style-blends)")
+    add("-o", "--output", required=True, help="output folder")
+    add("--preset", help="paper (default), or random (the default with --weights random)")
+    add("--ratios", help="alpha/beta values on the paper's scale, comma list (default "
+                         "1e-3; random preset: mapped to balances, see README)")
+    add("--style-layer-sets", dest="style_layer_sets", default="conv1_1,conv2_1,conv3_1,conv4_1,conv5_1",
+        help="sets separated by ';', layers by ',' (weights 1/n within a set; balanced in the random preset)")
+    add("--content-layers", dest="content_layers", help="comma list (default: the preset's, conv4_2 or conv2_2)")
+    add("--inits", help="comma list of content, style, noise:SEED (default: the preset's)")
+    add("--tv-weights", dest="tv_weights", help="comma list (default: the preset's: 0, or its TV balance)")
+    add("--style-blends", dest="style_blends",
+        help="with several style images: blends separated by ';', one weight per "
+             "image by ',', e.g. '1,0;0.5,0.5;0,1' (traced: one compilation)")
+    add("--members", dest="members_file",
+        help="a JSON list of members instead of the product, e.g. "
+             '[{"ratio": 1e-3, "style_layers": ["conv1_1"], "init": "content"}]')
+    add("--batch-mode", dest="batch_mode", default="auto", choices=("auto", "vmap", "map", "loop"))
+    add("--batch-size", dest="batch_size",
+        help="members per batch and device in map mode, or auto (the default): the largest batch whose "
+             "estimated memory fits the device")
+    add("--weights", default="auto")
+    add("--size", help="longest side in px (default: the preset's)")
+    add("--iterations", help="iterations (default: the preset's)")
+    add("--optimizer", default="lbfgs", choices=("lbfgs", "adam"))
+    add("--lr")
+    add("--pooling", default="avg", choices=("avg", "max"))
+    add("--color-control", dest="color_control", default="none",
+        choices=("none", "luminance", "histogram", "original"), help=COLOR_CONTROL_HELP)
+    add("--histogram-match", dest="histogram_match", default="pca",
+        choices=("pca", "cholesky", "sym"), help=HISTOGRAM_MATCH_HELP)
+    add("--seed", default="0", help="seed of --weights random")
+    add("--chunk")
+    add("--convolution", help=CONVOLUTION_HELP)
+    add("--precision", help=PRECISION_HELP)
+    add("--max-memory", dest="max_memory", help=MAX_MEMORY_HELP)
+    add("--overwrite", action="store_true",
+        help="replace the files of an earlier sweep in the output folder (only those its results.json lists)")
+    add("--distributed", action="store_true",
+        help="one sweep over several processes and hosts (jax.distributed): run the same command in "
+             "each; process 0 writes the files (docs/scaling.md)")
+    add("--coordinator", help="with --distributed: process 0's HOST:PORT (default: the cluster's, "
+                              "detected by JAX on SLURM, Open MPI, Cloud TPU, Kubernetes)")
+    add("--num-processes", dest="num_processes", help="with --coordinator: the number of processes")
+    add("--process-id", dest="process_id", help="with --coordinator: this process's id, 0 .. N-1")
+    add("--distributed-timeout", dest="distributed_timeout",
+        help="with --distributed: seconds to wait for every process to join, for a silent process, "
+             "and at the end, before every process stops with one line (default 120)")
+    add("--quiet", action="store_true")
+    add("--debug", action="store_true")
+    sweep.set_defaults(sweep_options=tuple(sweep_options))
 
     bench = commands.add_parser("bench", help="compile vs eager, image sizes, sweeps, and PyTorch side by side")
     bench.add_argument("-o", "--out", default="bench-output", help="output folder (default bench-output)")
@@ -312,6 +325,56 @@ def _weights(args, say) -> int:
 
 
 def _sweep(args, say) -> int:
+    import os
+
+    from stylejax._src import distributed as distributed_lib
+    from stylejax._src.errors import InvalidSetting, UserError
+
+    distributed = None
+    manual = [f"--{n.replace('_', '-')}" for n in ("coordinator", "num_processes", "process_id",
+                                                   "distributed_timeout") if getattr(args, n) is not None]
+    if manual and not args.distributed:
+        raise UserError(f"{manual[0]} needs --distributed")
+    if args.distributed:  # checked without loading JAX: the supervising process never does
+        try:
+            distributed = distributed_lib.settings(args.coordinator, args.num_processes, args.process_id,
+                                                   args.distributed_timeout)
+        except InvalidSetting as error:
+            raise UserError(error.named(lambda n: f"--{n.replace('_', '-')}")) from None
+        messages = distributed_lib.worker_messages()
+        if messages is None:
+            # This process supervises; a child runs the sweep, so that JAX's runtime ending
+            # it (a lost peer, an unreachable coordinator) is still one line and status 2.
+            options, positionals = [], []
+            for action in args.sweep_options:
+                value = getattr(args, action.dest, None)
+                if not action.option_strings:
+                    positionals += [value] if isinstance(value, str) else list(value)
+                elif action.nargs == 0:
+                    options += [action.option_strings[-1]] if value else []
+                elif value is not None and value != action.default:
+                    options.append(f"{action.option_strings[-1]}={value}")
+            command = [sys.executable, "-m", "stylejax", "sweep", *options, "--", *positionals]
+            try:
+                return distributed_lib.supervise(command, distributed, debug=args.debug)
+            except distributed_lib.DistributedFailure as error:
+                if args.debug:
+                    raise
+                # Printed here: the generic handler would load JAX first, seconds late.
+                print(f"stylejax sweep: error: {error}", file=sys.stderr)
+                return EXIT_USER_ERROR
+        # The supervised child: its messages go to the parent's stderr, JAX's C++ log to the parent.
+        sys.stderr = os.fdopen(messages, "w", buffering=1, errors="backslashreplace")
+        distributed_lib.follow_parent()
+    try:
+        return _sweep_run(args, say, distributed)
+    except BaseException as error:
+        if distributed is not None:  # stop alone, at once: do not wait for the others at exit
+            distributed_lib.abandon(EXIT_USER_ERROR if isinstance(error, (UserError, InvalidSetting)) else 1)
+        raise
+
+
+def _sweep_run(args, say, distributed) -> int:
     from stylejax._src import presets, sweep
     from stylejax.cli import config as config_lib
     from stylejax.cli import sweep_commands
@@ -336,6 +399,9 @@ def _sweep(args, say) -> int:
         balanced_layers = preset["style_layer_weights"] == presets.BALANCED
         members = [m.balanced(presets.balance_for_ratio(m.ratio, preset_name), tv_balance,
                               balanced_layers) for m in members]
+    batch_size = args.batch_size
+    if batch_size is not None and batch_size.strip().lower() != "auto":
+        batch_size = config_lib.count(batch_size, "--batch-size", 1)
     report = sweep_commands.run_sweep_command(
         args.content, args.style, args.output, members=members, weights=args.weights,
         size=config_lib.count(args.size or preset["size"], "--size", minimum=16),
@@ -343,11 +409,11 @@ def _sweep(args, say) -> int:
         optimizer=args.optimizer,
         lr=None if args.lr is None else config_lib.positive_finite(args.lr, "--lr"),
         pooling=args.pooling, seed=config_lib.count(args.seed, "--seed"), mode=args.batch_mode,
-        batch_size=None if args.batch_size is None else config_lib.count(args.batch_size, "--batch-size", 1),
+        batch_size=None if batch_size is None else (batch_size if isinstance(batch_size, int) else "auto"),
         chunk=None if args.chunk is None else config_lib.count(args.chunk, "--chunk", 1),
         preset=(preset_name, reason), overwrite=args.overwrite, max_memory=args.max_memory,
         color_control=args.color_control, histogram_match=args.histogram_match,
-        convolution=args.convolution, precision=args.precision, log=say,
+        convolution=args.convolution, precision=args.precision, log=say, distributed=distributed,
     )
     statuses = [member["status"] for member in report["members"]]
     for index, status in enumerate(statuses):

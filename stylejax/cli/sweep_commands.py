@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
+import math
 import os
 
 import jax
 
 from stylejax._src import budget, image_ops, presets, sweep
 from stylejax._src import convolution as convolution_lib
+from stylejax._src import distributed as distributed_lib
 from stylejax._src import layers as vgg_layers
 from stylejax._src import precision as precision_lib
 from stylejax._src.errors import InvalidSetting, UserError
@@ -220,6 +223,7 @@ def write_results(out_dir: str, result: sweep.SweepResult, *, config: dict, weig
         "mode": result.mode,
         "batch_size": result.batch_size,
         "devices": result.devices,
+        "processes": result.processes,
         "traces": result.traces,
         "seconds": result.seconds,
         "compile_seconds": result.compile_seconds,
@@ -321,11 +325,45 @@ def compute_options(convolution: str | None, precision: str | None) -> dict:
     return chosen
 
 
-def members_in_flight(mode: str, members: int, batch_size: int | None, optimizer: str) -> int:
-    """Members computed at once in a batch mode (auto: the backend's choice)."""
-    if mode == "auto":
-        mode = sweep.default_mode(jax.default_backend(), optimizer)
-    return {"vmap": members, "map": min(batch_size or 1, members)}.get(mode, 1)
+@contextlib.contextmanager
+def _distributed_errors(distributed: distributed_lib.Settings | None):
+    """A lost peer or a refused ``jax.distributed`` set-up as the one-line UserError."""
+    if distributed is None:
+        yield
+        return
+    try:
+        with distributed_lib.failures(distributed):
+            yield
+    except distributed_lib.DistributedFailure as error:
+        raise UserError(str(error)) from None
+
+
+def sweep_flag(name: str) -> str:
+    """A library setting as the sweep's flag: ``batch_size`` -> ``--batch-size``."""
+    return f"--{name.replace('_', '-')}"
+
+
+def plan_memory(mode: str, members: int, batch_size: int | str | None, optimizer: str, *, devices: int,
+                shape: tuple[int, int], layers, chunk: int, max_memory: str | None) -> tuple[int | None, int]:
+    """``map``'s batch (``auto`` or not given: the largest that fits, see
+    :func:`sweep.auto_batch`) and the members this process computes at once, for the
+    memory check. ``devices``: those the members are sharded over. On the CPU the
+    process's devices share the host's memory; an accelerator has its own.
+    """
+    resolved = sweep.default_mode(jax.default_backend(), optimizer) if mode == "auto" else mode
+    per_device = math.ceil(members / devices) if resolved != "loop" else members
+    shared = len(jax.local_devices()) if jax.default_backend() == "cpu" and resolved != "loop" else 1
+    batch = None
+    if resolved == "map":
+        if batch_size in (None, "auto"):
+            limit = config_lib.memory_limit(max_memory)
+            limit = None if limit is None else limit / shared
+            batch = distributed_lib.agree_min(sweep.auto_batch(
+                per_device, shape[0], shape[1], layers, optimizer, chunk=chunk, limit=limit))
+        else:
+            batch = int(batch_size)
+    in_flight = {"vmap": per_device, "map": batch}.get(resolved, 1)
+    return batch, in_flight * shared
 
 
 def run_sweep_command(content: str, style: str, out_dir: str, *, members: list[sweep.Member],
@@ -334,12 +372,20 @@ def run_sweep_command(content: str, style: str, out_dir: str, *, members: list[s
                       preset: tuple[str, str] = ("paper", "the default"), overwrite: bool = False,
                       max_memory: str | None = None, color_control: str = "none",
                       histogram_match: str = "pca", convolution: str | None = None,
-                      precision: str | None = None, log=print, progress=None) -> dict:
+                      precision: str | None = None, log=print, progress=None,
+                      distributed: distributed_lib.Settings | None = None) -> dict:
     """Checks everything, runs the sweep, writes its files (:func:`write_results`).
 
     Nothing is written, and no folder created, before the run: a bad input, an output
     folder that is not empty (without ``overwrite``) or a run too large for the memory is
     refused first.
+
+    ``batch_size``: ``map``'s members per batch and device, or ``auto`` (also when not
+    given): the largest batch that fits the memory.
+
+    ``distributed``: join the other processes (jax.distributed) once the inputs are
+    read, shard the members over every process's devices, and write the files from
+    process 0 only (the others return the members' statuses, and write nothing).
     """
     style_paths = tuple(style) if isinstance(style, (list, tuple)) else (style,)
     inputs = {"content image": content,
@@ -350,41 +396,69 @@ def run_sweep_command(content: str, style: str, out_dir: str, *, members: list[s
     if counts:
         raise UserError(f"a style blend has {counts[0]} weights for {len(style_paths)} style images")
     solver_options = compute_options(convolution, precision)
-    stale = check_sweep_folder(out_dir, len(members), overwrite, inputs)
+    if distributed is None:
+        stale = check_sweep_folder(out_dir, len(members), overwrite, inputs)
     content_rgb = images.load_image(content)
     style_rgbs = [images.load_image(path) for path in style_paths]
     try:
         shape = image_ops.output_shape(content_rgb.shape[0], content_rgb.shape[1], size)
     except InvalidSetting as error:
         raise config_lib.user_error(error) from None
+    mesh, writer = None, True
+    if distributed is not None:  # before JAX computes anything; the folder is process 0's
+        try:
+            with _distributed_errors(distributed):
+                distributed_lib.initialize(distributed)
+        except InvalidSetting as error:  # no cluster detected, and no coordinator given
+            raise UserError(error.named(sweep_flag)) from None
+        writer = jax.process_index() == 0
+        stale = check_sweep_folder(out_dir, len(members), overwrite, inputs) if writer else []
+        mesh = distributed_lib.global_mesh()
     layers = {n for m in members for n in m.style_layers} | {m.content_layer for m in members if m.content_layer}
-    needed = budget.estimate_bytes(
-        shape[0], shape[1], layers, optimizer, members=len(members),
-        members_in_flight=members_in_flight(mode, len(members), batch_size, optimizer),
-        chunk=min(chunk or 1, max(iterations, 1)))
+    chunk_length = min(chunk or 1, max(iterations, 1))
+    requested_batch = batch_size  # as given: a number, auto, or None (map: auto)
+    with _distributed_errors(distributed):
+        batch_size, in_flight = plan_memory(
+            mode, len(members), batch_size, optimizer,
+            devices=mesh.size if mesh is not None else len(jax.local_devices()), shape=shape,
+            layers=layers, chunk=chunk_length, max_memory=max_memory)
+    needed = budget.estimate_bytes(shape[0], shape[1], layers, optimizer, members=len(members),
+                                   members_in_flight=in_flight, chunk=chunk_length)
     config_lib.check_memory(f"a sweep of {len(members)} members at {shape[1]}x{shape[0]} px",
                             needed, max_memory)
     loaded = resolve_weights(weights, seed=seed)
     signals.raise_if_interrupted()
     if is_random(loaded):
         log(RANDOM_BANNER)
-    log(f"sweep: {len(members)} members at {shape[1]}x{shape[0]} px, {iterations} {optimizer} iterations")
-    result = sweep.run_sweep(
-        image_ops.resize(content_rgb, shape),
-        tuple(image_ops.resize(p, shape) for p in style_rgbs) if len(style_rgbs) > 1
-        else image_ops.resize(style_rgbs[0], shape), members, loaded,
-        optimizer=optimizer, iterations=iterations, pooling=pooling, lr=lr, mode=mode,
-        batch_size=batch_size, chunk_size=chunk, progress=signals.checking(progress),
-        color_control=color_control, histogram_match=histogram_match, **solver_options,
-    )
+    where = f", {jax.process_count()} processes" if distributed is not None else ""
+    log(f"sweep: {len(members)} members at {shape[1]}x{shape[0]} px, {iterations} {optimizer} iterations{where}")
+    try:
+        with _distributed_errors(distributed):
+            result = sweep.run_sweep(
+                image_ops.resize(content_rgb, shape),
+                tuple(image_ops.resize(p, shape) for p in style_rgbs) if len(style_rgbs) > 1
+                else image_ops.resize(style_rgbs[0], shape), members, loaded,
+                optimizer=optimizer, iterations=iterations, pooling=pooling, lr=lr, mode=mode,
+                batch_size=batch_size, chunk_size=chunk, progress=signals.checking(progress),
+                color_control=color_control, histogram_match=histogram_match, mesh=mesh, **solver_options,
+            )
+    except sweep.OutOfMemory as error:
+        raise UserError(error.named(sweep_flag)) from None
+    if not writer:
+        log(f"sweep: process {jax.process_index()} of {jax.process_count()} done; process 0 writes {out_dir}/")
+        return {"members": [{"status": status} for status in result.statuses], "written": False}
     config = {"content": content, "style": style_paths[0], "styles": list(style_paths), "size": size,
               "output_shape": list(shape),
               "iterations": iterations, "optimizer": optimizer, "lr": lr, "pooling": pooling,
               "weights": weights, "seed": seed, "batch_mode": mode, "resolved_mode": result.mode,
-              "batch_size": batch_size, "chunk": chunk, "preset": preset[0], "preset_why": preset[1],
+              "batch_size": requested_batch or ("auto" if result.mode == "map" else None), "chunk": chunk,
+              "preset": preset[0], "preset_why": preset[1],
               "color_control": color_control, "histogram_match": histogram_match,
               "convolution": convolution_lib.resolve(solver_options["convolution"]),
               "precision": solver_options["precision"]}
+    if distributed is not None:
+        config["distributed"] = {"processes": jax.process_count(), "devices": mesh.size,
+                                 "coordinator": distributed.coordinator, "timeout": distributed.timeout}
     if any(m.balance is not None for m in members):
         config["ratio_mapping"] = (
             f"balance = {presets.PRESETS[preset[0]]['balance']:g} * ratio / "
