@@ -62,7 +62,6 @@ from stylejax._src.weights.weights_file import LoadedWeights
 from stylejax.bench import bench, bench_problem, bench_torch
 
 SECTIONS = ("memory", "lbfgs", "sweep", "adam", "convolutions", "torch", "tests")
-LETTERS = {"tests": "a", "lbfgs": "b", "adam": "c", "convolutions": "d", "sweep": "e", "memory": "f", "torch": "g"}
 SWEEP_MODES = ("loop", "vmap", "map")  # loop first: the others' ratio is against it
 DEFAULT_ROOT = "bench-output"
 RESULTS_JSON = "results.json"
@@ -722,7 +721,7 @@ def markdown(results: dict) -> str:
             body = _section_markdown(name, section)
         except Exception as error:  # a table must never cost the results: they are in results.json
             body = [f"{section.get('status')}: see {RESULTS_JSON} (no table: {_error_text(error)})"]
-        lines += ["", f"## ({LETTERS[name]}) {name}", "", *body]
+        lines += ["", f"## {name}", "", *body]
     return "\n".join(lines) + "\n"
 
 
