@@ -13,7 +13,7 @@ yardsticks on the first pair: ``lax`` from noise seed 1 against seed 0, and the
 ``direct`` path (the same arithmetic as ``lax``, rounded differently inside the compiled
 loop) against ``lax``.
 
-    python scripts/bench_convolution_lbfgs.py --size 128 --iterations 500 -o out.json
+    python scripts/convolution_lbfgs.py --size 128 --iterations 500 -o out.json
 
 At 128 px it took 61 minutes on a 2-core CPU shared with other jobs (docs/convolution.md).
 Runs on seeded random weights by default (``--weights PATH`` takes a stylejax weights file).

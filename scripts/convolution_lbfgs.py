@@ -1,6 +1,6 @@
 """What the Winograd path's inexact gradient does to L-BFGS, against the exact ``lax`` path.
 
-    python scripts/bench_convolution_lbfgs.py --size 128 --iterations 500 -o out.json
+    python scripts/convolution_lbfgs.py --size 128 --iterations 500 -o out.json
 
 Everything is in stylejax/bench/convolution_lbfgs.py; results in docs/convolution.md.
 """
