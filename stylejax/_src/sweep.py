@@ -45,10 +45,11 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from stylejax._src import balance, budget, colour, image_ops, losses, optimise, presets
+from stylejax._src import balance, budget, colour, guides, image_ops, losses, optimise, presets
 from stylejax._src import convolution as convolution_lib
 from stylejax._src import layers as vgg_layers
 from stylejax._src import precision as precision_lib
+from stylejax._src import transfer as transfer_lib
 from stylejax._src.errors import InvalidSetting, invalid, literal
 
 BATCH_MODES = ("auto", "vmap", "map", "loop")
@@ -429,8 +430,20 @@ def run_sweep(
     precision: str = precision_lib.DEFAULT_PRECISION,
     mesh: Mesh | None = None,
     memory_limit: float | None = None,
+    content_mask: np.ndarray | None = None,
+    style_masks=None,
+    mask_method: str = "simple",
 ) -> SweepResult:
     """Runs every member from the same content and style pictures (RGB, same shape).
+
+    Spatial control (CVPR 2017 Sec. 4, stylejax/_src/guides.py): ``content_mask`` over
+    the content picture ((H, W) labels 0..K-1, or (K, H, W) guides), region k in the style
+    of style image k, optionally from the part of it ``style_masks[k]`` marks, the guides
+    taken to each layer by ``mask_method`` (``simple`` or ``inside``), all as
+    :func:`stylejax._src.transfer.prepare_inputs` takes them (and checks them); the style
+    pictures are then resized to the content's shape. The guided targets are computed
+    once and shared; each member's ``style_blend`` weights the regions' style terms (1/K
+    each by default), traced, so a sweep over region weights compiles once.
 
     ``color_control`` and ``histogram_match`` (stylejax/_src/colour.py) apply to every
     member: they change the style target and the loss spec, which the members share.
@@ -468,6 +481,10 @@ def run_sweep(
         raise invalid(f"batch size must be a whole number >= 1 or 'auto', got {batch_size!r}")
     if mesh is not None and len(mesh.axis_names) != 1:
         raise invalid(f"a sweep's mesh has one axis, the members; got axes {tuple(mesh.axis_names)}")
+    if mask_method not in guides.GUIDE_METHODS:
+        raise invalid(f"unknown mask method {mask_method!r}: expected one of {', '.join(guides.GUIDE_METHODS)}")
+    if style_masks is not None and content_mask is None:
+        raise invalid("style masks need a content mask")
 
     backend = jax.default_backend()
     mode = default_mode(backend, optimizer) if mode == "auto" else mode
@@ -476,11 +493,19 @@ def run_sweep(
     convention = weights.convention
     lr = lr if lr is not None else presets.ADAM_STEP_FRACTION * convention.unit
     spec = loss_spec(members, pooling, convention if color_control == "luminance" else None)
-    several = isinstance(style_rgb, (tuple, list))
-    styles = tuple(style_rgb) if several else (style_rgb,)
+    several = isinstance(style_rgb, (tuple, list)) or content_mask is not None
+    styles = tuple(style_rgb) if isinstance(style_rgb, (tuple, list)) else (style_rgb,)
     blends = {len(m.style_blend) for m in members if m.style_blend is not None}
     if blends - {len(styles)}:
         raise invalid(f"a member's style blend has {blends.pop()} weights for {len(styles)} style images")
+    guide_arrays = {}
+    if content_mask is not None:  # checked as a transfer checks them, at the content's shape
+        shape = tuple(content_rgb.shape[:2])
+        region_guides, own_guides = transfer_lib.prepare_guides(content_rgb.shape, styles, shape, content_mask,
+                                                                style_masks)
+        styles = tuple(image_ops.resize(p, shape) for p in styles)
+        guide_arrays = {"content_guides": jnp.asarray(region_guides),
+                        "style_guides": None if own_guides is None else tuple(jnp.asarray(g) for g in own_guides)}
     styles = tuple(colour.style_target(p, content_rgb, color_control, histogram_match) for p in styles)
     style_rgb = styles if several else styles[0]
     # This sweep's own count of executed evaluations (None: not counted).
@@ -491,9 +516,11 @@ def run_sweep(
     content = jnp.asarray(convention.to_network(content_rgb))
     style = (tuple(jnp.asarray(convention.to_network(p)) for p in styles) if several
              else jnp.asarray(convention.to_network(style_rgb)))
-    targets = losses.jitted_targets(spec)(params, content, style)
+    targets = losses.jitted_targets(spec, mask_method)(params, content, style, **guide_arrays)
     if any(m.needs_balance for m in members):
-        members = resolve_balance(members, spec, balance.measure(params, content, style, spec))
+        scales = (_guided_scales(params, content, style, targets, spec) if guide_arrays
+                  else balance.measure(params, content, style, spec))
+        members = resolve_balance(members, spec, scales)
 
     count = len(members)
     loss_weights = member_weights(members, spec, len(styles))
@@ -559,6 +586,18 @@ def run_sweep(
         statuses=statuses,
         processes=len(processes),
     )
+
+
+def _guided_scales(params, content, styles, targets, spec) -> balance.Scales:
+    """:func:`balance.measure` under spatial control: the terms at the content and at the
+    style images against the guided ``targets``, regions and styles weighted equally (as
+    ``measure`` weights several styles, so every blend of a sweep shares one scale)."""
+    ones = balance.unit_weights(spec)
+    terms = losses.jitted_terms(spec)
+    at_content = terms(content, params, targets, ones)
+    at_styles = [terms(p, params, targets, ones) for p in styles]
+    mean = sum(t.content_per_layer for t in at_styles) / len(at_styles)
+    return balance.scales_from_terms(at_content, at_styles[0]._replace(content_per_layer=mean))
 
 
 @dataclasses.dataclass

@@ -123,26 +123,7 @@ def prepare_inputs(content: np.ndarray, style, cfg: Settings,
         if cfg.style_scale is not None:
             raise invalid("a content mask needs every style image at the content's shape: "
                           "no style scale")
-        region_guides = guides.region_guides(content_mask, len(styles))
-        guides.check_aspect(region_guides.shape[1:], content.shape, "content mask")
-        region_guides = np.stack([guides.resize_guide(g, shape) for g in region_guides])
-        empty = [k + 1 for k, g in enumerate(region_guides) if not g.any()]
-        if empty:
-            raise invalid(f"region {empty[0]} of the content mask is empty at {shape[1]}x{shape[0]} px")
-        if style_masks is not None:
-            if len(style_masks) != len(styles):
-                raise invalid(f"{len(style_masks)} style masks for {len(styles)} style images")
-            own_guides = []
-            for k, (mask, picture) in enumerate(zip(style_masks, styles, strict=True)):
-                if mask is None:
-                    own_guides.append(np.ones(shape, np.float32))
-                    continue
-                guides.check_aspect(np.shape(mask), picture.shape, f"style mask {k + 1}")
-                own = guides.resize_guide(mask, shape)
-                if not own.any():
-                    raise invalid(f"style mask {k + 1} is empty at {shape[1]}x{shape[0]} px")
-                own_guides.append(own)
-            own_guides = tuple(own_guides)
+        region_guides, own_guides = prepare_guides(content.shape, styles, shape, content_mask, style_masks)
     several = len(styles) > 1 or content_mask is not None
     return PreparedInputs(
         content=content_resized,
@@ -153,6 +134,41 @@ def prepare_inputs(content: np.ndarray, style, cfg: Settings,
         guides=region_guides,
         style_guides=own_guides,
     )
+
+
+def prepare_guides(content_shape, styles, shape: tuple[int, int], content_mask, style_masks=None):
+    """Spatial control's guides at the output ``shape`` (every style image then at that
+    shape too): (R, H, W) region guides from ``content_mask`` ((H, W) labels 0..K-1 or
+    (K, H, W) guides over a content picture of ``content_shape``), and ``style_masks``
+    (None, or one (H_k, W_k) guide or None per picture of ``styles``, each checked
+    against its picture's shape) as a tuple of (H, W) guides, or None. Shared by
+    :func:`prepare_inputs` and sweeps (stylejax/_src/sweep.py).
+
+    Raises:
+      InvalidSetting: a mask with another aspect ratio than its image, another number of
+        regions than ``styles``, or a region (or style mask) empty at ``shape``.
+    """
+    region_guides = guides.region_guides(content_mask, len(styles))
+    guides.check_aspect(region_guides.shape[1:], content_shape, "content mask")
+    region_guides = np.stack([guides.resize_guide(g, shape) for g in region_guides])
+    empty = [k + 1 for k, g in enumerate(region_guides) if not g.any()]
+    if empty:
+        raise invalid(f"region {empty[0]} of the content mask is empty at {shape[1]}x{shape[0]} px")
+    if style_masks is None:
+        return region_guides, None
+    if len(style_masks) != len(styles):
+        raise invalid(f"{len(style_masks)} style masks for {len(styles)} style images")
+    own_guides = []
+    for k, (mask, picture) in enumerate(zip(style_masks, styles, strict=True)):
+        if mask is None:
+            own_guides.append(np.ones(shape, np.float32))
+            continue
+        guides.check_aspect(np.shape(mask), picture.shape, f"style mask {k + 1}")
+        own = guides.resize_guide(mask, shape)
+        if not own.any():
+            raise invalid(f"style mask {k + 1} is empty at {shape[1]}x{shape[0]} px")
+        own_guides.append(own)
+    return region_guides, tuple(own_guides)
 
 
 def loss_spec(cfg: Settings, convention: InputConvention | None = None) -> losses.LossSpec:

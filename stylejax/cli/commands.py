@@ -138,6 +138,13 @@ def build_parser() -> argparse.ArgumentParser:
     add("--style-blends", dest="style_blends",
         help="with several style images: blends separated by ';', one weight per "
              "image by ',', e.g. '1,0;0.5,0.5;0,1' (traced: one compilation)")
+    add("--content-mask", dest="content_mask",
+        help="spatial control: a picture whose colours are regions, one per style image (in ascending "
+             "RGB order); each member's --style-blends weight then weights its region")
+    add("--style-masks", dest="style_masks",
+        help="with --content-mask: comma list, one mask per style image (white: the part to take)")
+    add("--mask-method", dest="mask_method", default="simple", choices=("simple", "inside"),
+        help="masks at each layer: simple (default) or inside")
     add("--members", dest="members_file",
         help="a JSON list of members instead of the product, e.g. "
              '[{"ratio": 1e-3, "style_layers": ["conv1_1"], "init": "content"}]')
@@ -414,6 +421,8 @@ def _sweep_run(args, say, distributed) -> int:
         preset=(preset_name, reason), overwrite=args.overwrite, max_memory=args.max_memory,
         color_control=args.color_control, histogram_match=args.histogram_match,
         convolution=args.convolution, precision=args.precision, log=say, distributed=distributed,
+        content_mask=args.content_mask, mask_method=args.mask_method,
+        style_masks=tuple(p.strip() for p in (args.style_masks or "").split(",") if p.strip()),
     )
     statuses = [member["status"] for member in report["members"]]
     for index, status in enumerate(statuses):

@@ -8,14 +8,16 @@ import io
 import json
 import math
 import os
+import types
 
 import jax
 
-from stylejax._src import budget, image_ops, presets, sweep
+from stylejax._src import budget, guides, image_ops, presets, sweep
 from stylejax._src import convolution as convolution_lib
 from stylejax._src import distributed as distributed_lib
 from stylejax._src import layers as vgg_layers
 from stylejax._src import precision as precision_lib
+from stylejax._src import transfer as transfer_lib
 from stylejax._src.errors import InvalidSetting, UserError
 from stylejax._src.files import atomic, images, paths
 from stylejax._src.transfer import device_description
@@ -23,6 +25,7 @@ from stylejax._src.weights.weights_source import RANDOM_BANNER, is_random, resol
 from stylejax._version import __version__
 from stylejax.cli import config as config_lib
 from stylejax.cli import signals
+from stylejax.cli import transfer as transfer_cli
 from stylejax.cli.grid import write_grid
 
 # A members file is a short list; anything larger is not one.
@@ -373,7 +376,9 @@ def run_sweep_command(content: str, style: str, out_dir: str, *, members: list[s
                       max_memory: str | None = None, color_control: str = "none",
                       histogram_match: str = "pca", convolution: str | None = None,
                       precision: str | None = None, log=print, progress=None,
-                      distributed: distributed_lib.Settings | None = None) -> dict:
+                      distributed: distributed_lib.Settings | None = None,
+                      content_mask: str | None = None, style_masks: tuple[str, ...] = (),
+                      mask_method: str = "simple") -> dict:
     """Checks everything, runs the sweep, writes its files (:func:`write_results`).
 
     Nothing is written, and no folder created, before the run: a bad input, an output
@@ -386,12 +391,22 @@ def run_sweep_command(content: str, style: str, out_dir: str, *, members: list[s
     ``distributed``: join the other processes (jax.distributed) once the inputs are
     read, shard the members over every process's devices, and write the files from
     process 0 only (the others return the members' statuses, and write nothing).
+
+    ``content_mask``, ``style_masks``, ``mask_method``: spatial control, as ``stylejax
+    transfer`` reads and checks them (stylejax/cli/transfer.py ``load_masks``,
+    stylejax/_src/transfer.py ``prepare_guides``), checked before anything runs; each
+    member's style blend then weights the regions.
     """
     style_paths = tuple(style) if isinstance(style, (list, tuple)) else (style,)
     inputs = {"content image": content,
               **{"style image" if k == 0 else f"style image {k + 1}": p for k, p in enumerate(style_paths)}}
+    if content_mask is not None:
+        inputs["content mask"] = content_mask
+    inputs.update({f"style mask {k + 1}": path for k, path in enumerate(style_masks)})
     if weights not in ("auto", "random"):
         inputs["weights file"] = weights
+    if mask_method not in guides.GUIDE_METHODS:
+        raise UserError(f"unknown --mask-method {mask_method!r}: expected one of {', '.join(guides.GUIDE_METHODS)}")
     counts = sorted({len(m.style_blend) for m in members if m.style_blend is not None} - {len(style_paths)})
     if counts:
         raise UserError(f"a style blend has {counts[0]} weights for {len(style_paths)} style images")
@@ -404,6 +419,16 @@ def run_sweep_command(content: str, style: str, out_dir: str, *, members: list[s
         shape = image_ops.output_shape(content_rgb.shape[0], content_rgb.shape[1], size)
     except InvalidSetting as error:
         raise config_lib.user_error(error) from None
+    # The masks read and checked as the transfer command does, at the output shape.
+    mask_labels, mask_guides = transfer_cli.load_masks(
+        types.SimpleNamespace(content_mask=content_mask, style_masks=tuple(style_masks)), len(style_paths))
+    region_guides, own_guides = None, None
+    if mask_labels is not None:
+        try:
+            region_guides, own_guides = transfer_lib.prepare_guides(content_rgb.shape, style_rgbs, shape,
+                                                                    mask_labels, mask_guides)
+        except InvalidSetting as error:
+            raise config_lib.user_error(error) from None
     mesh, writer = None, True
     if distributed is not None:  # before JAX computes anything; the folder is process 0's
         try:
@@ -438,6 +463,7 @@ def run_sweep_command(content: str, style: str, out_dir: str, *, members: list[s
                 image_ops.resize(content_rgb, shape),
                 tuple(image_ops.resize(p, shape) for p in style_rgbs) if len(style_rgbs) > 1
                 else image_ops.resize(style_rgbs[0], shape), members, loaded,
+                content_mask=region_guides, style_masks=own_guides, mask_method=mask_method,
                 optimizer=optimizer, iterations=iterations, pooling=pooling, lr=lr, mode=mode,
                 batch_size=batch_size, chunk_size=chunk, progress=signals.checking(progress),
                 color_control=color_control, histogram_match=histogram_match, mesh=mesh, **solver_options,
@@ -455,7 +481,8 @@ def run_sweep_command(content: str, style: str, out_dir: str, *, members: list[s
               "preset": preset[0], "preset_why": preset[1],
               "color_control": color_control, "histogram_match": histogram_match,
               "convolution": convolution_lib.resolve(solver_options["convolution"]),
-              "precision": solver_options["precision"]}
+              "precision": solver_options["precision"],
+              "content_mask": content_mask, "style_masks": list(style_masks), "mask_method": mask_method}
     if distributed is not None:
         config["distributed"] = {"processes": jax.process_count(), "devices": mesh.size,
                                  "coordinator": distributed.coordinator, "timeout": distributed.timeout}
