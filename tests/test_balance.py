@@ -75,6 +75,7 @@ def test_resolve_refuses_an_undefined_ratio():
         balance.resolve(scales([1.0, 2.0], [1.0]), balance=1.0, style_layer_weights=[1.0])
 
 
+@pytest.mark.slow
 def test_measure_equals_the_loss_terms_at_the_two_pictures():
     weights = random_weights(0)
     params = jax.tree.map(jnp.asarray, weights.params)

@@ -112,6 +112,7 @@ def test_random_weights_take_the_random_preset_and_balance_from_the_pictures(pic
     assert report["final"]["total"] < report["initial"]["total"]
 
 
+@pytest.mark.slow
 def test_smallest_transfer_writes_the_image_and_report(pictures, tmp_path, capsys):
     """The fast tier's end-to-end run: 2 Adam iterations at 32 px on a short layer list."""
     output, report_path = tmp_path / "small.png", tmp_path / "small.json"
@@ -135,6 +136,7 @@ def test_smallest_transfer_writes_the_image_and_report(pictures, tmp_path, capsy
     assert pixels(output).shape == (24, 32, 3)
 
 
+@pytest.mark.slow
 def test_iterations_zero_writes_the_initial_image(pictures, tmp_path, capsys):
     output, report_path = tmp_path / "zero.png", tmp_path / "zero.json"
     status, err = run(

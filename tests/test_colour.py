@@ -104,6 +104,7 @@ def test_with_chroma_of_keeps_the_contents_i_and_q_even_after_8_bit_rounding(pic
                                colour.luminance((content * 0.9 + 0.05).astype(np.float64)), atol=1e-6)
 
 
+@pytest.mark.slow
 def test_the_luminance_only_objective_gives_chroma_no_gradient():
     content, style = samples.sample_images(32)
     weights = weights_source.random_weights(0)

@@ -198,6 +198,7 @@ def test_an_output_root_that_is_a_file_is_a_usage_error(tmp_path, capsys):
     assert err.count("\n") == 1 and "is not a folder" in err and "Traceback" not in err
 
 
+@pytest.mark.slow
 def test_the_script_is_the_library_behind_one_line(tmp_path):
     done = subprocess.run([sys.executable, os.path.join(REPO, "scripts", "device_check.py"), "--sections", "nope",
                            "-o", str(tmp_path)], capture_output=True, text=True, cwd=REPO, timeout=120)

@@ -173,6 +173,7 @@ def test_distributed_flags_need_distributed(flag, pictures, tmp_path, capsys):
 
 # Processes on 127.0.0.1.
 
+@pytest.mark.slow
 def test_an_unreachable_coordinator_is_one_line_within_the_timeout(pictures, tmp_path):
     """Process 1 of 2, and no process 0: one line, status 2, nothing written, after the
     3 s timeout plus the start (importing JAX, reading the pictures)."""

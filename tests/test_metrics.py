@@ -129,6 +129,7 @@ def test_gram_distance_with_a_zero_reference():
     assert metrics.gram_distance(np.ones((2, 2, 3)), zero) == math.inf
 
 
+@pytest.mark.slow
 def test_style_gram_distance_through_vgg():
     params = vgg.he_normal_params(0)
     layers = ("conv1_1", "conv2_1", "conv3_1")

@@ -32,6 +32,7 @@ def test_calibration_set_is_fixed_and_natural_looking(calibration):
     assert np.dot(a, b) / np.sqrt(np.dot(a, a) * np.dot(b, b)) > 0.6
 
 
+@pytest.mark.slow
 def test_normalised_mean_activations_are_one(random_weights, calibration):
     means = normalise.mean_activations(random_weights.params, calibration, CAFFE, pooling="max")
     dead = random_weights.normalisation["dead_filters"]
@@ -41,6 +42,7 @@ def test_normalised_mean_activations_are_one(random_weights, calibration):
         np.testing.assert_allclose(alive, 1.0, rtol=1e-3, err_msg=name)
 
 
+@pytest.mark.slow
 def test_normalisation_keeps_the_function_up_to_a_per_channel_scale(calibration):
     params = vgg.he_normal_params(1)
     normalised, info = normalise.normalise(params, calibration[:2], CAFFE, pooling="max")

@@ -36,6 +36,7 @@ def _args(problem, lr=1.0):
     return optimise.SolveArgs(params, targets, weights, jnp.float32(lr))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("optimizer", ["lbfgs", "adam"])
 def test_loss_falls_and_history_is_the_objective(problem, optimizer):
     init = problem[3]
@@ -48,6 +49,7 @@ def test_loss_falls_and_history_is_the_objective(problem, optimizer):
     assert result.values[-1] < 0.5 * result.values[0]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("optimizer", ["lbfgs", "adam"])
 def test_evaluation_count_matches_the_objective_calls(problem, optimizer, monkeypatch):
     calls = []
@@ -82,6 +84,7 @@ def test_chunk_size_does_not_change_the_result(problem, optimizer):
     assert one.evaluations == four.evaluations
 
 
+@pytest.mark.slow
 def test_compiles_once_whatever_the_iteration_count(problem, compile_log):
     spec = optimise.SolverSpec("adam", SPEC, lbfgs_memory=9)  # a program no other test compiles
     for iterations in (3, 5, 11):  # chunks of 4 and shorter last chunks
@@ -92,6 +95,7 @@ def test_compiles_once_whatever_the_iteration_count(problem, compile_log):
     assert compile_log.compiles("init_state") == 1
 
 
+@pytest.mark.slow
 def test_compile_seconds_cover_the_compilation_and_not_the_run(problem, compile_log):
     spec = optimise.SolverSpec("adam", SPEC, lbfgs_memory=7)  # a program no other test compiles
     start = time.perf_counter()
@@ -105,6 +109,7 @@ def test_compile_seconds_cover_the_compilation_and_not_the_run(problem, compile_
     assert result.compile_seconds + result.seconds <= wall
 
 
+@pytest.mark.slow
 def test_a_batched_evaluation_counts_once(problem):
     counter = optimise.EvaluationCounter()
     spec = optimise.SolverSpec("adam", SPEC, evaluation_counter=counter)

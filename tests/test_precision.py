@@ -88,6 +88,7 @@ def test_settings_record_convolution_and_precision():
     assert (default.precision, default.convolution) == ("highest", "auto")
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(jax.default_backend() != "cpu", reason="XLA:CPU's float32 products")
 def test_on_cpu_every_precision_gives_the_same_gradient():
     spec = losses.LossSpec(("conv2_1",), ("conv1_1", "conv2_1"), "avg")

@@ -79,6 +79,7 @@ def test_sweep_with_the_paper_preset_keeps_the_ratios(pictures, tmp_path, capsys
     assert member["ratio"] == 1e-4 and "balance" not in member and member["content_layer"] == "conv4_2"
 
 
+@pytest.mark.slow
 def test_the_measured_scales_of_a_sweep_equal_a_transfers(pictures):
     """Sweep and transfer resolve the rule from the same numbers (one forward pass each)."""
     import jax

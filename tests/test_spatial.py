@@ -61,6 +61,7 @@ def network():
     return params, lambda rgb: jnp.asarray(weights.convention.to_network(rgb))
 
 
+@pytest.mark.slow
 def test_an_all_ones_mask_gives_the_plain_gram_and_loss(network):
     params, net = network
     content, style = samples.sample_images(32)
@@ -76,6 +77,7 @@ def test_an_all_ones_mask_gives_the_plain_gram_and_loss(network):
                                losses.loss_terms(x, params, plain, unit, spec).style_per_layer, rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_each_region_is_compared_with_its_own_style(network):
     """Two regions: the loss is the mean of each region's E_l against its own style's Gram,
     and a region absent at a layer adds nothing."""

@@ -27,6 +27,7 @@ def test_blends_are_normalised_and_checked():
         sweep.normalised_blend((0, 0))
 
 
+@pytest.mark.slow
 def test_the_style_term_of_several_styles_is_the_blend_of_their_terms():
     content, style = samples.sample_images(32)
     other = np.ascontiguousarray(style[::-1]).astype(np.float32)

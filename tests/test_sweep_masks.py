@@ -31,6 +31,7 @@ def pictures():
     return content, (style, other), labels, [own, None], weights_source.random_weights(0)
 
 
+@pytest.mark.slow
 def test_masked_sweep_members_equal_the_masked_transfer_and_compile_once(pictures):
     content, styles, labels, style_masks, weights = pictures
     members = [sweep.Member(ratio=1e-2, style_layers=LAYERS, content_layer="conv1_2", init="content",
@@ -55,6 +56,7 @@ def test_masked_sweep_members_equal_the_masked_transfer_and_compile_once(picture
     assert abs(result.initial[0]["total"] - result.initial[1]["total"]) > 1e-3 * result.initial[0]["total"]
 
 
+@pytest.mark.slow
 def test_one_style_with_a_one_region_mask_equals_the_plain_sweep(pictures):
     content, (style, _), _, _, weights = pictures
     members = [sweep.Member(ratio=1e-2, style_layers=LAYERS, content_layer="conv1_2", init="content")]
@@ -111,6 +113,7 @@ def test_style_masks_need_a_content_mask_in_a_sweep(tmp_path, capsys):
     assert not (tmp_path / "sweep").exists()
 
 
+@pytest.mark.slow
 def test_the_cli_sweeps_region_blends_and_records_the_masks(tmp_path, capsys):
     paths = image_files.sample_pair_files(tmp_path, third=True)
     mask = _mask_file(tmp_path / "mask.png", (24, 32), 2)

@@ -729,6 +729,7 @@ def test_only_the_kept_zip_members_are_opened(vgg_params, tmp_path, monkeypatch)
     _assert_conv_params(out, vgg_params)
 
 
+@pytest.mark.slow
 def test_a_damaged_dropped_storage_does_not_stop_conversion(vgg_params, tmp_path):
     good = tmp_path / "good.pth"
     torch_files.write_zip_checkpoint(good, vgg_files.torch_state_dict(vgg_params))
@@ -846,6 +847,7 @@ def test_select_errors_pass_through_unchanged(tmp_path):
         read_state_dict(path, select=bug)
 
 
+@pytest.mark.slow
 def test_float16_float64_and_bfloat16_conv_weights_convert(vgg_params, tmp_path):
     # Both formats read these dtypes (test_dtypes, test_bfloat16_...); this is the convert.
     state = vgg_files.torch_state_dict(vgg_params)
@@ -872,6 +874,7 @@ def test_float16_float64_and_bfloat16_conv_weights_convert(vgg_params, tmp_path)
         np.testing.assert_array_equal(loaded.params[name]["kernel"], expected[name], err_msg=name)
 
 
+@pytest.mark.slow
 def test_real_torch_saves_and_loads_an_expanded_classifier(tmp_path):
     """With torch installed (not in CI): torch.save writes an expansion exactly as the
     fabricated files do, and torch.load reads the fabricated file back."""

@@ -97,6 +97,7 @@ def test_he_init_is_seeded_and_scaled():
     assert abs(std - np.sqrt(2.0 / (9 * 256))) < 0.01 * np.sqrt(2.0 / (9 * 256))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("algorithm", ["direct", "winograd"])
 def test_prepared_convolutions_give_the_same_features_and_gradients(params, algorithm):
     """The solver's fast paths (convolution.prepare) against JAX's own derivative."""

@@ -61,6 +61,7 @@ def _point_keras_at(monkeypatch, url, md5):
         **{**keras.__dict__, "url": f"{url}/{keras.filename}", "md5": md5}))
 
 
+@pytest.mark.slow
 def test_fetch_verifies_converts_and_auto_uses_it(keras_file, server, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("STYLEJAX_WEIGHTS_DIR", str(tmp_path / "weights"))
     _point_keras_at(monkeypatch, server, hashlib.md5(keras_file.read_bytes()).hexdigest())

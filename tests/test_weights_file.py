@@ -200,6 +200,7 @@ def test_unnormalised_defaults_round_trip(params, tmp_path):
         assert handle.attrs["normalisation"] == "null"
 
 
+@pytest.mark.slow
 def test_saving_the_same_weights_twice_is_byte_identical(params, saved, tmp_path):
     # HDF5 can record object timestamps (1 s resolution); sleep past a tick so any
     # recorded time would differ.

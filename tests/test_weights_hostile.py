@@ -422,6 +422,7 @@ def test_random_bytes_behind_each_formats_signature(tmp_path, capsys, magic):
     assert not (tmp_path / "out.h5").exists()
 
 
+@pytest.mark.slow
 def test_truncated_torch_and_matlab_files(params, tmp_path, capsys):
     state = vgg_files.torch_state_dict(params)
     files = {}
@@ -861,6 +862,7 @@ def test_mat_kernel_declared_huge_is_refused_by_its_shape(params, tmp_path):
     assert "the kernel of conv1_1 has shape (3, 3, 3, 16777216), expected (3, 3, 3, 64)" in message
 
 
+@pytest.mark.slow
 def test_a_huge_dropped_mat_layer_is_never_read(params, tmp_path):
     # fc6 of the real file's 411 MB (a hole) is skipped unread; the 16 convolutions are
     # converted (and the whole file hashed for the record).
