@@ -286,7 +286,7 @@ def test_smoke_markdown_has_the_targets_and_the_readme_row(smoke):
         assert row in md and row in lines[-2]
     assert "cpu (smoke)" in report["readme_rows"][2]
     for name in device_check.SECTIONS:
-        assert f") {name}" in md
+        assert f"## {name}\n" in md
     assert any(line.startswith(("PASS: ", "MISS: ")) for line in lines)
 
 
