@@ -197,6 +197,20 @@ def _sizes_and_iterations(settings: dict, given: dict):
     return scales[-1], sum(per_scale), scales, per_scale
 
 
+def compute_options(convolution: str | None, precision: str | None) -> tuple[str, str]:
+    """(convolution path, precision), checked; None takes the default (``auto``,
+    precision.DEFAULT_PRECISION). How the objective is computed, for a transfer or a sweep."""
+    convolution = convolution or "auto"
+    if convolution != "auto" and convolution not in convolution_lib.ALGORITHMS:
+        raise InvalidSetting(f"unknown {{}} {quote(convolution)}: expected auto or one of "
+                             f"{', '.join(convolution_lib.ALGORITHMS)}", "convolution")
+    precision = precision or precision_lib.DEFAULT_PRECISION
+    if precision not in precision_lib.PRECISIONS:
+        raise InvalidSetting(f"unknown {{}} {quote(precision)}: expected one of "
+                             f"{', '.join(precision_lib.PRECISIONS)}", "precision")
+    return convolution, precision
+
+
 def resolve(preset: str, given: dict, reason: str = "the default") -> dict:
     """The keyword arguments of :class:`Settings`: ``preset``'s values with ``given``
     (None = not given) on top, checked.
@@ -282,14 +296,7 @@ def resolve(preset: str, given: dict, reason: str = "the default") -> dict:
     if mask_method not in guides.GUIDE_METHODS:
         raise InvalidSetting(f"unknown {{}} {quote(mask_method)}: expected one of "
                              f"{', '.join(guides.GUIDE_METHODS)}", "mask_method")
-    convolution_path = settings.get("convolution") or "auto"
-    if convolution_path != "auto" and convolution_path not in convolution_lib.ALGORITHMS:
-        raise InvalidSetting(f"unknown {{}} {quote(convolution_path)}: expected auto or one of "
-                             f"{', '.join(convolution_lib.ALGORITHMS)}", "convolution")
-    precision = settings.get("precision") or precision_lib.DEFAULT_PRECISION
-    if precision not in precision_lib.PRECISIONS:
-        raise InvalidSetting(f"unknown {{}} {quote(precision)}: expected one of "
-                             f"{', '.join(precision_lib.PRECISIONS)}", "precision")
+    convolution_path, precision = compute_options(settings.get("convolution"), settings.get("precision"))
     return dict(
         preset=preset,
         size=size,

@@ -46,9 +46,9 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from stylejax._src import balance, budget, colour, guides, image_ops, losses, optimise, presets
-from stylejax._src import convolution as convolution_lib
 from stylejax._src import layers as vgg_layers
 from stylejax._src import precision as precision_lib
+from stylejax._src import settings as settings_lib
 from stylejax._src import transfer as transfer_lib
 from stylejax._src.errors import InvalidSetting, invalid, literal
 
@@ -472,11 +472,7 @@ def run_sweep(
     if histogram_match not in colour.HISTOGRAM_MODES:
         raise invalid(f"unknown histogram match {histogram_match!r}: expected one of "
                       f"{', '.join(colour.HISTOGRAM_MODES)}")
-    if precision not in precision_lib.PRECISIONS:
-        raise invalid(f"unknown precision {precision!r}: expected one of {', '.join(precision_lib.PRECISIONS)}")
-    if convolution != "auto" and convolution not in convolution_lib.ALGORITHMS:
-        raise invalid(f"unknown convolution {convolution!r}: expected auto or one of "
-                      f"{', '.join(convolution_lib.ALGORITHMS)}")
+    convolution, precision = settings_lib.compute_options(convolution, precision)
     if not (batch_size is None or batch_size == "auto" or (isinstance(batch_size, int) and batch_size >= 1)):
         raise invalid(f"batch size must be a whole number >= 1 or 'auto', got {batch_size!r}")
     if mesh is not None and len(mesh.axis_names) != 1:

@@ -16,7 +16,7 @@ from stylejax._src import budget, guides, image_ops, presets, sweep
 from stylejax._src import convolution as convolution_lib
 from stylejax._src import distributed as distributed_lib
 from stylejax._src import layers as vgg_layers
-from stylejax._src import precision as precision_lib
+from stylejax._src import settings as settings_lib
 from stylejax._src import transfer as transfer_lib
 from stylejax._src.errors import InvalidSetting, UserError
 from stylejax._src.files import atomic, images, paths
@@ -316,16 +316,12 @@ def check_sweep_folder(out_dir: str, members: int, overwrite: bool, inputs: dict
 
 
 def compute_options(convolution: str | None, precision: str | None) -> dict:
-    """``--convolution`` and ``--precision`` checked, None taking the presets' defaults."""
-    chosen = {"convolution": convolution or presets.PRESETS["paper"]["convolution"],
-              "precision": precision or presets.PRESETS["paper"]["precision"]}
-    if chosen["convolution"] != "auto" and chosen["convolution"] not in convolution_lib.ALGORITHMS:
-        raise UserError(f"unknown --convolution {chosen['convolution']!r}: expected auto or one of "
-                        f"{', '.join(convolution_lib.ALGORITHMS)}")
-    if chosen["precision"] not in precision_lib.PRECISIONS:
-        raise UserError(f"unknown --precision {chosen['precision']!r}: expected one of "
-                        f"{', '.join(precision_lib.PRECISIONS)}")
-    return chosen
+    """``--convolution`` and ``--precision`` checked (settings.compute_options)."""
+    try:
+        chosen = settings_lib.compute_options(convolution, precision)
+    except InvalidSetting as error:
+        raise config_lib.user_error(error) from None
+    return dict(zip(("convolution", "precision"), chosen, strict=True))
 
 
 @contextlib.contextmanager
