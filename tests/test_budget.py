@@ -40,6 +40,10 @@ def test_check_refuses_above_the_limit_only():
     assert info.value.named(lambda n: f"--{n.replace('_', '-')}") == (
         "a 10x10 px transfer needs about 3.0 GiB of memory (estimate), more than the 2.0 GiB "
         "available; lower the size or the members, or set --max-memory to override")
+    with pytest.raises(InvalidSetting) as info:
+        budget.check(3 << 30, 2 << 30, "a 10x10 px transfer", tiles=True)
+    assert info.value.named(lambda n: f"--{n.replace('_', '-')}").endswith(
+        "lower the size or the members, evaluate it in tiles (--tile), or set --max-memory to override")
 
 
 def test_a_chunk_longer_than_the_run_is_cut_to_it():

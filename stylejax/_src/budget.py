@@ -37,6 +37,7 @@ import os
 import jax
 
 from stylejax._src import layers as vgg_layers
+from stylejax._src import tiling
 from stylejax._src.errors import InvalidSetting
 
 # The process itself: the JAX runtime, the VGG19 parameters (80 MB) and their prepared
@@ -44,6 +45,9 @@ from stylejax._src.errors import InvalidSetting
 BASE_BYTES = 3 << 29  # 1.5 GiB
 # XLA's temporary buffers per activation element (see the module docstring).
 TEMP_BYTES_PER_ACTIVATION = 14
+# Tiled evaluation's whole-image buffers per pixel: the padded image and its gradient,
+# the tiles' copy of the content responses, float32 RGB images with room to spare.
+TILED_BYTES_PER_PIXEL = 96
 # The per-iteration values a chunk returns and carries (float32 each, twice).
 CHUNK_BYTES_PER_ITERATION = 8
 
@@ -70,20 +74,26 @@ def state_bytes_per_pixel(optimizer: str, lbfgs_memory: int = 10) -> int:
 
 
 def estimate_bytes(height: int, width: int, layers, optimizer: str, *, members: int = 1,
-                   members_in_flight: int = 1, chunk: int = 1) -> int:
+                   members_in_flight: int = 1, chunk: int = 1, tile: int | None = None) -> int:
     """The memory (bytes) a solve or sweep of ``members`` at ``height`` x ``width`` px needs.
 
     Args:
       layers: every layer the loss reads (content and style); the deepest one counts.
       members_in_flight: members computed at once (see the module docstring).
       chunk: iterations per compiled chunk.
+      tile: the objective's tile size (stylejax/_src/tiling.py), or None: the
+        activations are then those of one tile with its margin, plus
+        ``TILED_BYTES_PER_PIXEL`` of the whole image.
     """
     order = vgg_layers.SEQUENCE.index
     deepest = max((vgg_layers.canonical_name(n) for n in layers), key=order)
-    per_pixel = (TEMP_BYTES_PER_ACTIVATION * activations_per_pixel(deepest)
-                 + state_bytes_per_pixel(optimizer))
-    return int(BASE_BYTES + members_in_flight * height * width * per_pixel
-               + members * chunk * CHUNK_BYTES_PER_ITERATION)
+    activation_pixels, tiled_bytes = height * width, 0
+    if tile is not None and (height > tile or width > tile):
+        activation_pixels = math.prod(tiling.piece_shape(height, width, tile, layers))
+        tiled_bytes = height * width * TILED_BYTES_PER_PIXEL
+    per_member = (activation_pixels * TEMP_BYTES_PER_ACTIVATION * activations_per_pixel(deepest)
+                  + height * width * state_bytes_per_pixel(optimizer) + tiled_bytes)
+    return int(BASE_BYTES + members_in_flight * per_member + members * chunk * CHUNK_BYTES_PER_ITERATION)
 
 
 def member_bytes(height: int, width: int, layers, optimizer: str) -> int:
@@ -162,11 +172,12 @@ def format_bytes(count: float) -> str:
     raise AssertionError  # unreachable
 
 
-def check(needed: int, limit: float | None, what: str) -> None:
+def check(needed: int, limit: float | None, what: str, *, tiles: bool = False) -> None:
     """Refuses a run whose estimated memory ``needed`` exceeds ``limit`` bytes.
 
     ``limit`` None or infinite: no check (the budget was switched off, or the machine's
-    memory cannot be read).
+    memory cannot be read). ``tiles``: the run can evaluate its objective in tiles, so the
+    message suggests the ``tile`` setting.
 
     Raises:
       InvalidSetting: naming ``what`` (e.g. "a 4000x3000 px transfer"), the estimate and
@@ -174,7 +185,8 @@ def check(needed: int, limit: float | None, what: str) -> None:
     """
     if limit is None or math.isinf(limit) or needed <= limit:
         return
-    raise InvalidSetting(
-        f"{what} needs about {format_bytes(needed)} of memory (estimate), more than the "
-        f"{format_bytes(limit)} available; lower the size or the members, or set {{}} "
-        "to override", "max_memory")
+    message = (f"{what} needs about {format_bytes(needed)} of memory (estimate), more than the "
+               f"{format_bytes(limit)} available; lower the size or the members")
+    if tiles:
+        raise InvalidSetting(message + ", evaluate it in tiles ({}), or set {} to override", "tile", "max_memory")
+    raise InvalidSetting(message + ", or set {} to override", "max_memory")

@@ -44,9 +44,14 @@ def style_layer_loss(generated, target_gram):
     """E_l = 1/(4 N^2 M^2) sum (G - A)^2 (Eq. 4): generated (H, W, N), target Gram (N, N);
     or one E_l per style, shape (K,), for targets (K, N, N)."""
     height, width, channels = generated.shape
-    positions = height * width
+    return style_loss_of_gram(gram(generated), target_gram, channels, height * width)
+
+
+def style_loss_of_gram(generated_gram, target_gram, channels: int, positions: int):
+    """Eq. 4 from the generated image's Gram G (N, N) at a layer of N channels and M
+    positions: 1/(4 N^2 M^2) sum (G - A)^2; one E_l per style, shape (K,), for targets
+    (K, N, N)."""
     scale = 1.0 / (4.0 * channels**2 * positions**2)
-    generated_gram = gram(generated)
     if target_gram.ndim == 3:  # one target per style
         generated_gram = generated_gram[None]
     difference = jnp.square(generated_gram - target_gram)
@@ -112,11 +117,11 @@ class LossTerms(NamedTuple):
     total: jnp.ndarray  # alpha * content + beta * style + tv_weight * tv
 
 
-def _layers_needed(spec: LossSpec) -> tuple[str, ...]:
+def layers_needed(spec: LossSpec) -> tuple[str, ...]:
     return tuple(dict.fromkeys(spec.content_layers + spec.style_layers))
 
 
-def _seen(image, spec: LossSpec):
+def seen(image, spec: LossSpec):
     """``image`` as the objective sees it: itself, or its luminance as a grey image."""
     if spec.luminance is None:
         return image
@@ -127,16 +132,17 @@ def compute_targets(params, content_image, style_image, spec: LossSpec, content_
                     style_guides=None, guide_method: str = "simple") -> Targets:
     """Content responses P^l and style Grams A^l (Eq. 1, 3) for the layers of ``spec``.
 
-    ``style_image`` is one image, or a tuple of K images (several styles, each of any
-    size): then each layer's target is (K, N, N), style k's Gram scaled by M_l / M_l^k,
-    the content's positions over the style's, so that a style image of another size is
-    compared per position as the paper's same-size style image is.
+    ``style_image`` is one image, or a tuple of K images (several styles): then each
+    layer's target is (K, N, N). A style image may have another size than the content
+    (``style_scale``): its Gram is then scaled by M_l / M_l^k, the content's positions
+    over the style's, so that it is compared per position as the paper's same-size style
+    image is (the factor is exactly 1 at the same size).
 
     Spatial control: ``content_guides`` (R, H, W) over the content image, one region per
     style image (a tuple of R), and optionally ``style_guides``, one (H_k, W_k) guide per
     style image (None: all of it); the targets are then guided Grams (guides.py).
     """
-    content_image = _seen(content_image, spec)
+    content_image = seen(content_image, spec)
     content = ()
     if spec.content_layers:
         content_features = vgg.features(params, content_image, spec.content_layers, spec.pooling)
@@ -146,12 +152,11 @@ def compute_targets(params, content_image, style_image, spec: LossSpec, content_
         several = isinstance(style_image, (tuple, list))
         per_style = []
         for k, image in enumerate(style_image if several else (style_image,)):
-            style_features = vgg.features(params, _seen(image, spec), spec.style_layers, spec.pooling)
+            style_features = vgg.features(params, seen(image, spec), spec.style_layers, spec.pooling)
             own_guide = None if style_guides is None else style_guides[k]
             per_style.append([
                 _style_gram(style_features[name], name, own_guide, guide_method)
-                * (_positions(content_image.shape, name) / _positions(image.shape, name))
-                if several else gram(style_features[name])
+                * (positions(content_image.shape, name) / positions(image.shape, name))
                 for name in spec.style_layers])
         grams = tuple(jnp.stack(layer) if several else layer[0] for layer in zip(*per_style, strict=True))
     if content_guides is None:
@@ -167,33 +172,69 @@ def _style_gram(features, layer: str, guide, method: str):
     return guides.guided_grams(features, guides.layer_guides(guide[None], layer, method))[0]
 
 
-def _positions(image_shape, layer: str) -> int:
+def positions(image_shape, layer: str) -> int:
     """M_l: the positions of ``layer``'s map for an image of ``image_shape`` (each 2x2
     pooling rounds down)."""
     factor = vgg_layers.DOWNSAMPLING[layer]
     return (image_shape[0] // factor) * (image_shape[1] // factor)
 
 
-def loss_terms(image, params, targets: Targets, weights: LossWeights, spec: LossSpec) -> LossTerms:
-    """Every term of Eq. 7 at ``image`` (H, W, 3, in the network's input space)."""
-    image = _seen(image, spec)
-    layer_features = vgg.features(params, image, _layers_needed(spec), spec.pooling)
-    zero = jnp.zeros((), image.dtype)
-    content_per_layer = jnp.stack(
-        [content_loss(layer_features[n], p) for n, p in zip(spec.content_layers, targets.content, strict=True)]
-    ) if spec.content_layers else jnp.zeros((0,), image.dtype)
-    if targets.guides is None:
-        per_layer = [_blended(style_layer_loss(layer_features[n], a), weights.style_blend)
-                     for n, a in zip(spec.style_layers, targets.style_grams, strict=True)]
+class PositionSums(NamedTuple):
+    """The parts of Eq. 7 that are sums over the positions of each layer's map: each
+    content layer's L_content (Eq. 1) and each style layer's Gram G^l (Eq. 3), or its R
+    regions' guided Grams. Sums over disjoint parts of the maps add up to the whole's,
+    which is what tiled evaluation (stylejax/_src/tiling.py) relies on."""
+
+    content: jnp.ndarray  # (n_content,)
+    grams: tuple  # per style layer: (N, N), or (R, N, N) under spatial control
+
+
+def position_sums(layer_features: dict, content_targets: tuple, spec: LossSpec,
+                  layer_guides: tuple | None = None) -> PositionSums:
+    """:class:`PositionSums` of the generated image's ``layer_features`` (name -> (H_l,
+    W_l, N_l)) against the content responses ``content_targets`` (one per content layer,
+    the same shapes), with ``layer_guides`` (R, H_l, W_l) per style layer or None."""
+    dtype = next(iter(layer_features.values())).dtype
+    content = jnp.stack(
+        [content_loss(layer_features[n], p) for n, p in zip(spec.content_layers, content_targets, strict=True)]
+    ) if spec.content_layers else jnp.zeros((0,), dtype)
+    if layer_guides is None:
+        grams = tuple(gram(layer_features[n]) for n in spec.style_layers)
     else:
-        per_layer = [_blended(guided_style_loss(layer_features[n], a, g), weights.style_blend)
-                     for n, a, g in zip(spec.style_layers, targets.style_grams, targets.guides, strict=True)]
-    style_per_layer = jnp.stack(per_layer) if spec.style_layers else jnp.zeros((0,), image.dtype)
+        grams = tuple(guides.guided_grams(layer_features[n], g)
+                      for n, g in zip(spec.style_layers, layer_guides, strict=True))
+    return PositionSums(content=content, grams=grams)
+
+
+def terms_of_sums(sums: PositionSums, tv, targets: Targets, weights: LossWeights, spec: LossSpec,
+                  image_shape) -> LossTerms:
+    """Every term of Eq. 7 from the :class:`PositionSums` of an image of ``image_shape``
+    (H, W, ...) and its total variation ``tv``: E_l (Eq. 4) with M_l = H_l W_l of the
+    whole image, blended over styles, and the weighted total."""
+    zero = jnp.zeros((), sums.content.dtype)
+    content_per_layer = sums.content
+    per_layer = []
+    for k, (name, generated, target) in enumerate(zip(spec.style_layers, sums.grams, targets.style_grams,
+                                                      strict=True)):
+        channels, count = vgg_layers.channels(name), positions(image_shape, name)
+        if targets.guides is None:
+            per_style = style_loss_of_gram(generated, target, channels, count)
+        else:
+            per_style = _guided_loss_of_grams(generated, target, targets.guides[k], channels, count)
+        per_layer.append(_blended(per_style, weights.style_blend))
+    style_per_layer = jnp.stack(per_layer) if spec.style_layers else jnp.zeros((0,), zero.dtype)
     content = jnp.sum(weights.content_layer_weights * content_per_layer) if spec.content_layers else zero
     style = jnp.sum(weights.style_layer_weights * style_per_layer) if spec.style_layers else zero
-    tv = tv_loss(image)
     total = weights.content_weight * content + weights.style_weight * style + weights.tv_weight * tv
     return LossTerms(content, content_per_layer, style_per_layer, style, tv, total)
+
+
+def loss_terms(image, params, targets: Targets, weights: LossWeights, spec: LossSpec) -> LossTerms:
+    """Every term of Eq. 7 at ``image`` (H, W, 3, in the network's input space)."""
+    image = seen(image, spec)
+    layer_features = vgg.features(params, image, layers_needed(spec), spec.pooling)
+    sums = position_sums(layer_features, targets.content, spec, targets.guides)
+    return terms_of_sums(sums, tv_loss(image), targets, weights, spec, image.shape)
 
 
 def guided_style_loss(generated, target_grams, layer_guides):
@@ -201,8 +242,14 @@ def guided_style_loss(generated, target_grams, layer_guides):
     under ``layer_guides`` (R, H, W) and the regions' targets (R, N, N); 0 for a region
     absent at this layer (its guide all zero)."""
     height, width, channels = generated.shape
-    scale = 1.0 / (4.0 * channels**2 * (height * width) ** 2)
-    difference = jnp.square(guides.guided_grams(generated, layer_guides) - target_grams)
+    return _guided_loss_of_grams(guides.guided_grams(generated, layer_guides), target_grams, layer_guides,
+                                 channels, height * width)
+
+
+def _guided_loss_of_grams(generated_grams, target_grams, layer_guides, channels: int, positions: int):
+    """Eq. 4 per region from the guided Grams (R, N, N); 0 where a region is absent."""
+    scale = 1.0 / (4.0 * channels**2 * positions**2)
+    difference = jnp.square(generated_grams - target_grams)
     present = jnp.any(layer_guides > 0, axis=(1, 2))
     return scale * jnp.sum(difference, axis=(-2, -1)) * present
 

@@ -30,7 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from stylejax._src import convolution, losses
+from stylejax._src import convolution, losses, tiling
 from stylejax._src import precision as precision_lib
 
 OPTIMIZERS = ("lbfgs", "adam")
@@ -76,6 +76,9 @@ class SolverSpec(NamedTuple):
     # The float32 precision of the objective's products and convolutions, and so of its
     # gradient (stylejax/_src/precision.py).
     precision: str = precision_lib.DEFAULT_PRECISION
+    # The objective tile by tile, tiles of this many px (stylejax/_src/tiling.py: the same
+    # value and gradient in the memory of one tile); None: the whole image.
+    tile: int | None = None
 
 
 class SolveArgs(NamedTuple):
@@ -131,7 +134,7 @@ def step(state: SolveState, args: SolveArgs, spec: SolverSpec):
         if spec.evaluation_counter is not None:
             jax.debug.callback(spec.evaluation_counter.increment)
         with precision_lib.context(spec.precision):
-            return losses.objective(image, args.params, args.targets, args.weights, spec.loss)
+            return tiling.objective(image, args.params, args.targets, args.weights, spec.loss, spec.tile)
 
     transformation = _transformation(spec, args.learning_rate)
     if spec.optimizer == "lbfgs":

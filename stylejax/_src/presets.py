@@ -29,6 +29,9 @@ _CONTROLS_OFF = {
     # (stylejax/_src/precision.py).
     "convolution": "auto",
     "precision": DEFAULT_PRECISION,
+    # The whole image at once; a tile size evaluates the objective tile by tile, with the
+    # same value and gradient in less memory (stylejax/_src/tiling.py).
+    "tile": None,
 }
 
 PRESETS: dict[str, dict] = {

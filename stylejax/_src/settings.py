@@ -13,7 +13,7 @@ import math
 
 import numpy as np
 
-from stylejax._src import colour, guides, vgg
+from stylejax._src import colour, guides, tiling, vgg
 from stylejax._src import convolution as convolution_lib
 from stylejax._src import layers as vgg_layers
 from stylejax._src import precision as precision_lib
@@ -28,7 +28,7 @@ NAMES = (
     "balance", "content_layer", "style_layers", "style_layer_weights", "tv_weight",
     "tv_balance", "init", "seed", "pooling", "save_every", "chunk", "color_control",
     "histogram_match", "scales", "style_blend", "style_scale", "mask_method", "convolution",
-    "precision",
+    "precision", "tile",
 )
 
 
@@ -117,6 +117,9 @@ class Settings:
     # precision.PRECISIONS.
     convolution: str = "auto"
     precision: str = precision_lib.DEFAULT_PRECISION
+    # The objective tile by tile, tiles of this many px (stylejax/_src/tiling.py); None:
+    # the whole image at once. Also how it is computed, not what.
+    tile: int | None = None
 
     @property
     def ratio(self) -> float | None:
@@ -297,6 +300,10 @@ def resolve(preset: str, given: dict, reason: str = "the default") -> dict:
         raise InvalidSetting(f"unknown {{}} {quote(mask_method)}: expected one of "
                              f"{', '.join(guides.GUIDE_METHODS)}", "mask_method")
     convolution_path, precision = compute_options(settings.get("convolution"), settings.get("precision"))
+    content_layer = vgg_layers.canonical_name(settings["content_layer"])
+    tile = settings.get("tile")
+    if tile is not None:
+        tile = tiling.check_tile(tile, (content_layer, *style_layers))
     return dict(
         preset=preset,
         size=size,
@@ -305,7 +312,7 @@ def resolve(preset: str, given: dict, reason: str = "the default") -> dict:
         lr=lr,
         content_weight=alpha,
         style_weight=beta,
-        content_layer=vgg_layers.canonical_name(settings["content_layer"]),
+        content_layer=content_layer,
         style_layers=style_layers,
         style_layer_weights=layer_weights,
         tv_weight=tv_weight,
@@ -326,4 +333,5 @@ def resolve(preset: str, given: dict, reason: str = "the default") -> dict:
         mask_method=mask_method,
         convolution=convolution_path,
         precision=precision,
+        tile=tile,
     )

@@ -45,7 +45,17 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from stylejax._src import balance, budget, colour, guides, image_ops, losses, optimise, presets
+from stylejax._src import (
+    balance,
+    budget,
+    colour,
+    guides,
+    image_ops,
+    losses,
+    optimise,
+    presets,
+    tiling,
+)
 from stylejax._src import layers as vgg_layers
 from stylejax._src import precision as precision_lib
 from stylejax._src import settings as settings_lib
@@ -57,6 +67,8 @@ BATCH_MODES = ("auto", "vmap", "map", "loop")
 SWEEP_MODES = {("cpu", "lbfgs"): "loop", ("cpu", "adam"): "vmap"}
 ACCELERATOR_MODE = "vmap"
 _PAPER = presets.PRESETS["paper"]  # a member's defaults: the paper's settings
+# As stylejax/_src/transfer.py prepare_inputs refuses it.
+NO_SCALE_WITH_MASK = "a content mask needs every style image at the content's shape: no style scale"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -231,10 +243,10 @@ def member_weights(members: list[Member], spec: losses.LossSpec, styles: int = 1
 
 
 def initial_images(members, content_rgb, style_rgb) -> np.ndarray:
-    """(K, H, W, 3) RGB initial images (``style``: the first style image)."""
-    if isinstance(style_rgb, tuple):
-        style_rgb = image_ops.resize(style_rgb[0], content_rgb.shape[:2])
+    """(K, H, W, 3) RGB initial images (``style``: the first style image at the content's
+    shape, in [0, 1], as stylejax/_src/transfer.py prepare_inputs makes it)."""
     shape = content_rgb.shape[:2]
+    style_rgb = image_ops.resize(style_rgb[0] if isinstance(style_rgb, tuple) else style_rgb, shape)
     out = []
     for member in members:
         if member.init == "content":
@@ -309,6 +321,7 @@ class SweepResult:
     # x_{k-1}, and its history the finite values) or "interrupted" (Ctrl-C).
     statuses: list[str] = dataclasses.field(default_factory=list)
     processes: int = 1  # the processes that ran the sweep (a multi-process mesh: more than 1)
+    style_scale: float | None = None  # as run_sweep was given it, shared by every member
 
 
 class OutOfMemory(InvalidSetting):
@@ -433,8 +446,11 @@ def run_sweep(
     content_mask: np.ndarray | None = None,
     style_masks=None,
     mask_method: str = "simple",
+    style_scale: float | None = None,
+    tile: int | None = None,
 ) -> SweepResult:
-    """Runs every member from the same content and style pictures (RGB, same shape).
+    """Runs every member from the same content and style pictures (RGB, the same shape,
+    or with ``style_scale`` any).
 
     Spatial control (CVPR 2017 Sec. 4, stylejax/_src/guides.py): ``content_mask`` over
     the content picture ((H, W) labels 0..K-1, or (K, H, W) guides), region k in the style
@@ -445,10 +461,19 @@ def run_sweep(
     once and shared; each member's ``style_blend`` weights the regions' style terms (1/K
     each by default), traced, so a sweep over region weights compiles once.
 
-    ``color_control`` and ``histogram_match`` (stylejax/_src/colour.py) apply to every
-    member: they change the style target and the loss spec, which the members share.
-    ``convolution`` and ``precision`` choose how the solver computes the objective
-    (stylejax/_src/convolution.py, stylejax/_src/precision.py).
+    ``style_scale`` (jcjohnson/neural-style's ``-style_scale``, as ``stylejax transfer``
+    takes it): each style picture, given at any size, is resized to a longest side of
+    ``style_scale`` times the content's, keeping its own aspect ratio
+    (:func:`stylejax._src.transfer.scaled_style_shape`); not with a content mask. The
+    style targets are computed from the scaled pictures, the balance rule's content loss
+    at the style pictures (and init ``style``) from them resized to the content's shape,
+    as a transfer does.
+
+    ``color_control``, ``histogram_match`` and ``style_scale`` apply to every member:
+    they change the style target and the loss spec, which the members share.
+    ``convolution``, ``precision`` and ``tile`` choose how the solver computes the
+    objective (stylejax/_src/convolution.py, stylejax/_src/precision.py, and tile by tile,
+    tiles of ``tile`` px: stylejax/_src/tiling.py).
 
     ``batch_size``: ``map``'s members per batch on each device (None: 1), or ``"auto"``:
     the largest that fits ``memory_limit`` bytes per device (None: the memory available,
@@ -481,6 +506,10 @@ def run_sweep(
         raise invalid(f"unknown mask method {mask_method!r}: expected one of {', '.join(guides.GUIDE_METHODS)}")
     if style_masks is not None and content_mask is None:
         raise invalid("style masks need a content mask")
+    if style_scale is not None:
+        style_scale = settings_lib.positive_finite(style_scale, "style_scale")
+        if content_mask is not None:
+            raise invalid(NO_SCALE_WITH_MASK)
 
     backend = jax.default_backend()
     mode = default_mode(backend, optimizer) if mode == "auto" else mode
@@ -489,6 +518,8 @@ def run_sweep(
     convention = weights.convention
     lr = lr if lr is not None else presets.ADAM_STEP_FRACTION * convention.unit
     spec = loss_spec(members, pooling, convention if color_control == "luminance" else None)
+    if tile is not None:
+        tile = tiling.check_tile(tile, (*spec.content_layers, *spec.style_layers))
     several = isinstance(style_rgb, (tuple, list)) or content_mask is not None
     styles = tuple(style_rgb) if isinstance(style_rgb, (tuple, list)) else (style_rgb,)
     blends = {len(m.style_blend) for m in members if m.style_blend is not None}
@@ -502,25 +533,35 @@ def run_sweep(
         styles = tuple(image_ops.resize(p, shape) for p in styles)
         guide_arrays = {"content_guides": jnp.asarray(region_guides),
                         "style_guides": None if own_guides is None else tuple(jnp.asarray(g) for g in own_guides)}
+    if style_scale is not None:  # from the pictures as given, each its own aspect ratio
+        styles = tuple(image_ops.resize(p, transfer_lib.scaled_style_shape(p.shape, content_rgb.shape,
+                                                                           style_scale)) for p in styles)
     styles = tuple(colour.style_target(p, content_rgb, color_control, histogram_match) for p in styles)
+    # The style pictures at the content's shape: the balance rule's content loss at them,
+    # and init "style" (the same pictures when there is no style scale).
+    shape = tuple(content_rgb.shape[:2])
+    at_shape = tuple(p if p.shape[:2] == shape else image_ops.resize(p, shape) for p in styles)
     style_rgb = styles if several else styles[0]
     # This sweep's own count of executed evaluations (None: not counted).
     counter = optimise.EvaluationCounter() if count_evaluations else None
     solver = optimise.SolverSpec(optimizer=optimizer, loss=spec, evaluation_counter=counter,
-                                 convolution=convolution, precision=precision)
+                                 convolution=convolution, precision=precision, tile=tile)
     params = jax.tree.map(jnp.asarray, weights.params)
     content = jnp.asarray(convention.to_network(content_rgb))
     style = (tuple(jnp.asarray(convention.to_network(p)) for p in styles) if several
              else jnp.asarray(convention.to_network(style_rgb)))
-    targets = losses.jitted_targets(spec, mask_method)(params, content, style, **guide_arrays)
+    targets = tiling.jitted_targets(spec, mask_method, tile)(params, content, style, **guide_arrays)
     if any(m.needs_balance for m in members):
-        scales = (_guided_scales(params, content, style, targets, spec) if guide_arrays
-                  else balance.measure(params, content, style, spec))
+        if guide_arrays or style_scale is not None or tile is not None:
+            measured = tuple(jnp.asarray(convention.to_network(p)) for p in at_shape)
+            scales = _scales_against(params, content, measured, targets, spec, tile)
+        else:
+            scales = balance.measure(params, content, style, spec)
         members = resolve_balance(members, spec, scales)
 
     count = len(members)
     loss_weights = member_weights(members, spec, len(styles))
-    inits = jnp.asarray(convention.to_network(initial_images(members, content_rgb, style_rgb)))
+    inits = jnp.asarray(convention.to_network(initial_images(members, content_rgb, at_shape)))
     learning_rates = jnp.full((count,), lr, jnp.float32)
 
     # The devices: a mesh's (every process's), or the local ones; loop mode uses one device
@@ -581,15 +622,18 @@ def run_sweep(
         traces=outcome.traces,
         statuses=statuses,
         processes=len(processes),
+        style_scale=style_scale,
     )
 
 
-def _guided_scales(params, content, styles, targets, spec) -> balance.Scales:
-    """:func:`balance.measure` under spatial control: the terms at the content and at the
-    style images against the guided ``targets``, regions and styles weighted equally (as
-    ``measure`` weights several styles, so every blend of a sweep shares one scale)."""
+def _scales_against(params, content, styles, targets, spec, tile=None) -> balance.Scales:
+    """:func:`balance.measure` against ``targets`` computed apart: the guided ones (spatial
+    control) or those of style images of another size (``style_scale``). The terms at
+    the content and the content loss at each of ``styles``, every one at the content's
+    shape, the styles (or regions) weighted equally (as ``measure`` weights several
+    styles, so every blend of a sweep shares one scale)."""
     ones = balance.unit_weights(spec)
-    terms = losses.jitted_terms(spec)
+    terms = tiling.jitted_terms(spec, tile)
     at_content = terms(content, params, targets, ones)
     at_styles = [terms(p, params, targets, ones) for p in styles]
     mean = sum(t.content_per_layer for t in at_styles) / len(at_styles)
@@ -628,9 +672,7 @@ def _run_batched(*, solver, spec, params, targets, loss_weights, inits, learning
     loss_weights, inits, learning_rates = _pad((loss_weights, inits, learning_rates), (-count) % multiple)
     local = functools.partial(_batched_chunk, spec=solver, chunk_size=chunk_size, mode=mode, batch_size=batch_size)
     init = jax.vmap(functools.partial(optimise.init_state, spec=solver), in_axes=(0, _ARGS_AXES))
-    # The reported terms at full float32 precision, whatever the solver's.
-    terms = losses.at_highest_precision(
-        jax.vmap(functools.partial(losses.loss_terms, spec=spec), in_axes=(0, None, None, 0)))
+    terms = _member_terms(solver)
     prepared = optimise.prepare_params(params, solver)
     if mesh is None:
         replicated = None
@@ -680,10 +722,15 @@ def _run_batched(*, solver, spec, params, targets, loss_weights, inits, learning
                     compile_seconds=compile_seconds, traces=chunk_fn._cache_size())
 
 
-def _terms_program(spec):
-    """Every member's loss terms, at full float32 precision (the reported values)."""
-    return jax.jit(losses.at_highest_precision(
-        jax.vmap(functools.partial(losses.loss_terms, spec=spec), in_axes=(0, None, None, 0))))
+def _member_terms(solver: optimise.SolverSpec):
+    """Every member's loss terms, at full float32 precision whatever the solver's (the
+    reported values), tile by tile if the solver evaluates so."""
+    return losses.at_highest_precision(jax.vmap(
+        functools.partial(tiling.loss_terms, spec=solver.loss, tile=solver.tile), in_axes=(0, None, None, 0)))
+
+
+def _terms_program(solver: optimise.SolverSpec):
+    return jax.jit(_member_terms(solver))
 
 
 def _run_loop(*, solver, spec, params, targets, loss_weights, inits, learning_rates, count, mode, batch_size,
@@ -691,7 +738,7 @@ def _run_loop(*, solver, spec, params, targets, loss_weights, inits, learning_ra
     """``loop``: the one compiled solver per member, on this process's first device. With
     several processes, each runs its block of members and the blocks are gathered."""
     args = optimise.SolveArgs(optimise.prepare_params(params, solver), targets, loss_weights, learning_rates)
-    terms_fn = _terms_program(spec)
+    terms_fn = _terms_program(solver)
     compile_start = time.perf_counter()
     single_args = args._replace(weights=jax.tree.map(lambda a: a[0], loss_weights),
                                 learning_rate=learning_rates[0])

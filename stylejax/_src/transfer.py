@@ -19,7 +19,17 @@ import jax.numpy as jnp
 import numpy as np
 from flax import serialization
 
-from stylejax._src import balance, colour, convolution, guides, image_ops, losses, optimise, presets
+from stylejax._src import (
+    balance,
+    colour,
+    convolution,
+    guides,
+    image_ops,
+    losses,
+    optimise,
+    presets,
+    tiling,
+)
 from stylejax._src import layers as vgg_layers
 from stylejax._src import settings as settings_lib
 from stylejax._src.convention import InputConvention
@@ -74,6 +84,18 @@ def device_description() -> str:
     return f"{device.platform}: {device.device_kind}"
 
 
+def scaled_style_shape(style_shape, content_shape, style_scale: float) -> tuple[int, int]:
+    """A style picture's (height, width) under ``style_scale``: its own aspect ratio, its
+    longest side ``style_scale`` times the content's (at least twice the smallest side a
+    picture may have).
+
+    Raises:
+      InvalidSetting: a side of the result would be under ``MIN_IMAGE_SIDE`` px.
+    """
+    longest = max(2 * vgg_layers.MIN_IMAGE_SIDE, round(style_scale * max(content_shape[:2])))
+    return image_ops.output_shape(style_shape[0], style_shape[1], longest)
+
+
 def prepare_inputs(content: np.ndarray, style, cfg: Settings,
                    init_image: np.ndarray | None = None, content_mask: np.ndarray | None = None,
                    style_masks=None) -> PreparedInputs:
@@ -104,8 +126,7 @@ def prepare_inputs(content: np.ndarray, style, cfg: Settings,
     for picture in styles:
         target = shape
         if cfg.style_scale is not None:
-            longest = max(2 * vgg_layers.MIN_IMAGE_SIDE, round(cfg.style_scale * cfg.size))
-            target = image_ops.output_shape(picture.shape[0], picture.shape[1], longest)
+            target = scaled_style_shape(picture.shape, shape, cfg.style_scale)
         resized.append(colour.style_target(image_ops.resize(picture, target), content_resized,
                                            cfg.color_control, cfg.histogram_match))
     if init_image is not None:
@@ -293,21 +314,28 @@ def run(
                           else tuple(jnp.asarray(g) for g in inputs.style_guides))
     compile_start = time.perf_counter()
     guide_kwargs = {"content_guides": guide_arrays, "style_guides": style_guide_arrays}
-    targets_fn = losses.jitted_targets(spec, cfg.mask_method).lower(
+    targets_fn = tiling.jitted_targets(spec, cfg.mask_method, cfg.tile).lower(
         params, content, style, **guide_kwargs).compile()
     targets = targets_fn(params, content, style, **guide_kwargs)
     unit = balance.unit_weights(spec)._replace(style_blend=blend)
-    terms_fn = losses.jitted_terms(spec).lower(init, params, targets, unit).compile()
+    terms_fn = tiling.jitted_terms(spec, cfg.tile).lower(init, params, targets, unit).compile()
     compile_seconds = time.perf_counter() - compile_start
     balance_report = None
     if cfg.needs_balance:
         at_content = terms_fn(content, params, targets, unit)
+        # The content loss at a style image is defined at the output's shape: a style
+        # image of another size (style_scale) is measured resized to the content's shape;
+        # its target keeps the scaled image.
+        shape = inputs.content.shape[:2]
+        at_shape = [jnp.asarray(convention.to_network(
+            p if p.shape[:2] == shape else image_ops.resize(p, shape)))
+            for p in (inputs.style if several else (inputs.style,))]
         if several:  # the content loss at the styles: blended as their style terms are
-            at_styles = [losses.jitted_terms(spec)(p, params, targets, unit) for p in style]
+            at_styles = [terms_fn(p, params, targets, unit) for p in at_shape]
             at_style = at_styles[0]._replace(content_per_layer=sum(
                 b * t.content_per_layer for b, t in zip(np.asarray(blend), at_styles, strict=True)))
         else:
-            at_style = terms_fn(style, params, targets, unit)
+            at_style = terms_fn(at_shape[0], params, targets, unit)
         cfg, balance_report = apply_balance(cfg, balance.scales_from_terms(at_content, at_style))
     loss_weights = loss_weights_of(cfg)._replace(style_blend=blend)
     initial = terms_fn(init, params, targets, loss_weights)
@@ -318,7 +346,7 @@ def run(
         )
 
     solver_spec = optimise.SolverSpec(optimizer=cfg.optimizer, loss=spec, convolution=cfg.convolution,
-                                      precision=cfg.precision)
+                                      precision=cfg.precision, tile=cfg.tile)
     args = optimise.SolveArgs(params, targets, loss_weights, jnp.asarray(lr, jnp.float32))
 
     def save_intermediate(iteration, network_image):
@@ -496,7 +524,9 @@ def transfer(content_rgb, style_rgb, weights: LoadedWeights, *, preset: str = "p
         color_control ("none", "luminance", "histogram", "original": CVPR 2017 Sec. 5,
         stylejax/_src/colour.py), histogram_match ("pca", "cholesky", "sym"), scales
         (coarse to fine, e.g. (256, 512), with iterations one count per scale, e.g.
-        (150, 50): :func:`run_scales`), style_blend, style_scale.
+        (150, 50): :func:`run_scales`), style_blend, style_scale, convolution, precision,
+        tile (the objective in tiles of this many px, the same value and gradient in less
+        memory: stylejax/_src/tiling.py).
 
     The report's ``status`` is ``completed``, ``interrupted`` (Ctrl-C) or ``non-finite``
     (the result is then the last finite image).

@@ -12,7 +12,7 @@ ports (Caffe rounded up). ``avg`` is the paper's choice, ``max`` the trained net
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import jax
 import jax.numpy as jnp
@@ -50,7 +50,8 @@ def pool(x, pooling: str):
     return summed * 0.25
 
 
-def features(params, image, layers: Iterable[str], pooling: str = "avg") -> dict:
+def features(params, image, layers: Iterable[str], pooling: str = "avg",
+             restrict: Callable[[str, jnp.ndarray], jnp.ndarray] | None = None) -> dict:
     """Named VGG19 activations of one image.
 
     Args:
@@ -60,6 +61,9 @@ def features(params, image, layers: Iterable[str], pooling: str = "avg") -> dict
       image: (H, W, 3) in the input space of ``params``.
       layers: names such as ``conv4_2``, ``relu4_2`` (the same layer) or ``pool3``.
       pooling: ``avg`` (the paper) or ``max``.
+      restrict: ``restrict(name, activation)`` replaces each layer's output before the
+        next layer reads it, such as zeroing the positions outside the image in a tile
+        (stylejax/_src/tiling.py); None: the outputs as they are.
 
     Returns:
       A dict from each requested name, spelled as requested, to its (H_l, W_l, N_l)
@@ -79,6 +83,8 @@ def features(params, image, layers: Iterable[str], pooling: str = "avg") -> dict
             x = pool(x, pooling)
         else:
             x = jax.nn.relu(convolution.conv(params[name], x))
+        if restrict is not None:
+            x = restrict(name, x)
         if name in wanted:
             computed[name] = x
     return {name: computed[canonical[name]] for name in requested}

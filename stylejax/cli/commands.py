@@ -24,6 +24,8 @@ COLOR_CONTROL_HELP = ("keep the photo's colours (CVPR 2017 Sec. 5): none (defaul
 HISTOGRAM_MATCH_HELP = "with --color-control histogram: pca (default), cholesky or sym"
 CONVOLUTION_HELP = ("3x3 convolution path: auto (default: winograd on CPU, lax on GPU and TPU), lax, "
                     "direct or winograd (docs/convolution.md)")
+TILE_HELP = ("evaluate the objective in tiles of N px (a multiple of 16 for the paper's layers): the same "
+             "value and gradient in the memory of one tile, for large images (docs/method.md)")
 PRECISION_HELP = ("float32 precision of the objective's products: highest (default), high or default "
                   "(TF32 or bfloat16 on accelerators; the same on CPU)")
 
@@ -83,6 +85,7 @@ def _add_transfer_options(parser: argparse.ArgumentParser) -> None:
     add("--chunk", help="iterations per compiled chunk (default: measured per backend)")
     add("--convolution", help=CONVOLUTION_HELP)
     add("--precision", help=PRECISION_HELP)
+    add("--tile", help=TILE_HELP)
     add("--report", help="write the JSON report here")
     add("--max-memory", dest="max_memory", help=MAX_MEMORY_HELP)
     add("--checkpoint", help="write the solver's whole state here when the run ends or is "
@@ -138,6 +141,9 @@ def build_parser() -> argparse.ArgumentParser:
     add("--style-blends", dest="style_blends",
         help="with several style images: blends separated by ';', one weight per "
              "image by ',', e.g. '1,0;0.5,0.5;0,1' (traced: one compilation)")
+    add("--style-scale", dest="style_scale",
+        help="each style image's longest side relative to the output's, its aspect ratio kept, for "
+             "every member (default: resized to the content's shape); not with --content-mask")
     add("--content-mask", dest="content_mask",
         help="spatial control: a picture whose colours are regions, one per style image (in ascending "
              "RGB order); each member's --style-blends weight then weights its region")
@@ -166,6 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
     add("--chunk")
     add("--convolution", help=CONVOLUTION_HELP)
     add("--precision", help=PRECISION_HELP)
+    add("--tile", help=TILE_HELP)
     add("--max-memory", dest="max_memory", help=MAX_MEMORY_HELP)
     add("--overwrite", action="store_true",
         help="replace the files of an earlier sweep in the output folder (only those its results.json lists)")
@@ -240,7 +247,7 @@ def _transfer(args, say) -> int:
             "style_layer_weights", "tv_weight", "balance", "tv_balance", "init", "seed", "pooling", "save_every",
             "chunk", "report", "quiet", "max_memory", "color_control", "histogram_match", "scales",
             "checkpoint", "checkpoint_every", "resume", "style_blend", "style_scale",
-            "content_mask", "style_masks", "mask_method", "convolution", "precision",
+            "content_mask", "style_masks", "mask_method", "convolution", "precision", "tile",
         )
     }
     cfg = config_lib.resolve(args.content, args.style, args.output, overrides)
@@ -423,6 +430,9 @@ def _sweep_run(args, say, distributed) -> int:
         convolution=args.convolution, precision=args.precision, log=say, distributed=distributed,
         content_mask=args.content_mask, mask_method=args.mask_method,
         style_masks=tuple(p.strip() for p in (args.style_masks or "").split(",") if p.strip()),
+        style_scale=None if args.style_scale is None else config_lib.positive_finite(args.style_scale,
+                                                                                      "--style-scale"),
+        tile=None if args.tile is None else config_lib.count(args.tile, "--tile", 1),
     )
     statuses = [member["status"] for member in report["members"]]
     for index, status in enumerate(statuses):

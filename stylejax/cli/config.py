@@ -52,12 +52,13 @@ def memory_limit(text: str | None) -> float | None:
     return positive_finite(text, "--max-memory") * 2**30
 
 
-def check_memory(what: str, needed: int, max_memory: str | None) -> None:
-    """Refuses a run whose estimated memory exceeds ``--max-memory`` (one line, naming it)."""
+def check_memory(what: str, needed: int, max_memory: str | None, *, tiles: bool = False) -> None:
+    """Refuses a run whose estimated memory exceeds ``--max-memory`` (one line, naming it;
+    ``tiles``: the command takes ``--tile``, which the line then suggests)."""
     from stylejax._src import budget
 
     try:
-        budget.check(needed, memory_limit(max_memory), what)
+        budget.check(needed, memory_limit(max_memory), what, tiles=tiles)
     except InvalidSetting as error:
         raise user_error(error) from None
 

@@ -12,7 +12,7 @@ import types
 
 import jax
 
-from stylejax._src import budget, guides, image_ops, presets, sweep
+from stylejax._src import budget, guides, image_ops, presets, sweep, tiling
 from stylejax._src import convolution as convolution_lib
 from stylejax._src import distributed as distributed_lib
 from stylejax._src import layers as vgg_layers
@@ -374,7 +374,8 @@ def run_sweep_command(content: str, style: str, out_dir: str, *, members: list[s
                       precision: str | None = None, log=print, progress=None,
                       distributed: distributed_lib.Settings | None = None,
                       content_mask: str | None = None, style_masks: tuple[str, ...] = (),
-                      mask_method: str = "simple") -> dict:
+                      mask_method: str = "simple", style_scale: float | None = None,
+                      tile: int | None = None) -> dict:
     """Checks everything, runs the sweep, writes its files (:func:`write_results`).
 
     Nothing is written, and no folder created, before the run: a bad input, an output
@@ -392,6 +393,10 @@ def run_sweep_command(content: str, style: str, out_dir: str, *, members: list[s
     transfer`` reads and checks them (stylejax/cli/transfer.py ``load_masks``,
     stylejax/_src/transfer.py ``prepare_guides``), checked before anything runs; each
     member's style blend then weights the regions.
+
+    ``style_scale``: each style image's longest side relative to the output's, its own
+    aspect ratio kept (as ``stylejax transfer --style-scale``), for every member; resized
+    from the pictures as read. Not with ``content_mask``.
     """
     style_paths = tuple(style) if isinstance(style, (list, tuple)) else (style,)
     inputs = {"content image": content,
@@ -403,6 +408,8 @@ def run_sweep_command(content: str, style: str, out_dir: str, *, members: list[s
         inputs["weights file"] = weights
     if mask_method not in guides.GUIDE_METHODS:
         raise UserError(f"unknown --mask-method {mask_method!r}: expected one of {', '.join(guides.GUIDE_METHODS)}")
+    if style_scale is not None and content_mask is not None:  # as stylejax transfer refuses it
+        raise UserError(sweep.NO_SCALE_WITH_MASK)
     counts = sorted({len(m.style_blend) for m in members if m.style_blend is not None} - {len(style_paths)})
     if counts:
         raise UserError(f"a style blend has {counts[0]} weights for {len(style_paths)} style images")
@@ -413,6 +420,9 @@ def run_sweep_command(content: str, style: str, out_dir: str, *, members: list[s
     style_rgbs = [images.load_image(path) for path in style_paths]
     try:
         shape = image_ops.output_shape(content_rgb.shape[0], content_rgb.shape[1], size)
+        if style_scale is not None:  # every style image's scaled shape checked before the run
+            for picture in style_rgbs:
+                transfer_lib.scaled_style_shape(picture.shape, shape, style_scale)
     except InvalidSetting as error:
         raise config_lib.user_error(error) from None
     # The masks read and checked as the transfer command does, at the output shape.
@@ -436,6 +446,11 @@ def run_sweep_command(content: str, style: str, out_dir: str, *, members: list[s
         stale = check_sweep_folder(out_dir, len(members), overwrite, inputs) if writer else []
         mesh = distributed_lib.global_mesh()
     layers = {n for m in members for n in m.style_layers} | {m.content_layer for m in members if m.content_layer}
+    if tile is not None:
+        try:
+            tile = tiling.check_tile(tile, layers)
+        except InvalidSetting as error:
+            raise config_lib.user_error(error) from None
     chunk_length = min(chunk or 1, max(iterations, 1))
     requested_batch = batch_size  # as given: a number, auto, or None (map: auto)
     with _distributed_errors(distributed):
@@ -444,9 +459,9 @@ def run_sweep_command(content: str, style: str, out_dir: str, *, members: list[s
             devices=mesh.size if mesh is not None else len(jax.local_devices()), shape=shape,
             layers=layers, chunk=chunk_length, max_memory=max_memory)
     needed = budget.estimate_bytes(shape[0], shape[1], layers, optimizer, members=len(members),
-                                   members_in_flight=in_flight, chunk=chunk_length)
+                                   members_in_flight=in_flight, chunk=chunk_length, tile=tile)
     config_lib.check_memory(f"a sweep of {len(members)} members at {shape[1]}x{shape[0]} px",
-                            needed, max_memory)
+                            needed, max_memory, tiles=True)
     loaded = resolve_weights(weights, seed=seed)
     signals.raise_if_interrupted()
     if is_random(loaded):
@@ -455,11 +470,13 @@ def run_sweep_command(content: str, style: str, out_dir: str, *, members: list[s
     log(f"sweep: {len(members)} members at {shape[1]}x{shape[0]} px, {iterations} {optimizer} iterations{where}")
     try:
         with _distributed_errors(distributed):
+            # The style pictures at the output's shape, or, with a style scale, as read: run_sweep
+            # resizes each from its original to its own scaled shape.
+            fitted = tuple(p if style_scale is not None else image_ops.resize(p, shape) for p in style_rgbs)
             result = sweep.run_sweep(
-                image_ops.resize(content_rgb, shape),
-                tuple(image_ops.resize(p, shape) for p in style_rgbs) if len(style_rgbs) > 1
-                else image_ops.resize(style_rgbs[0], shape), members, loaded,
-                content_mask=region_guides, style_masks=own_guides, mask_method=mask_method,
+                image_ops.resize(content_rgb, shape), fitted if len(fitted) > 1 else fitted[0], members,
+                loaded, content_mask=region_guides, style_masks=own_guides, mask_method=mask_method,
+                style_scale=style_scale, tile=tile,
                 optimizer=optimizer, iterations=iterations, pooling=pooling, lr=lr, mode=mode,
                 batch_size=batch_size, chunk_size=chunk, progress=signals.checking(progress),
                 color_control=color_control, histogram_match=histogram_match, mesh=mesh, **solver_options,
@@ -475,7 +492,7 @@ def run_sweep_command(content: str, style: str, out_dir: str, *, members: list[s
               "weights": weights, "seed": seed, "batch_mode": mode, "resolved_mode": result.mode,
               "batch_size": requested_batch or ("auto" if result.mode == "map" else None), "chunk": chunk,
               "preset": preset[0], "preset_why": preset[1],
-              "color_control": color_control, "histogram_match": histogram_match,
+              "color_control": color_control, "histogram_match": histogram_match, "style_scale": style_scale, "tile": tile,
               "convolution": convolution_lib.resolve(solver_options["convolution"]),
               "precision": solver_options["precision"],
               "content_mask": content_mask, "style_masks": list(style_masks), "mask_method": mask_method}

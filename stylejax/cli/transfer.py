@@ -132,8 +132,8 @@ def load_pictures(cfg: config_lib.TransferConfig):
         height, width = image_ops.output_shape(content.shape[0], content.shape[1], cfg.size)
         layers = (cfg.content_layer, *cfg.style_layers)
         needed = budget.estimate_bytes(height, width, layers, cfg.optimizer,
-                                       chunk=min(cfg.chunk or 1, max(cfg.iterations, 1)))
-        config_lib.check_memory(f"a {width}x{height} px transfer", needed, cfg.max_memory)
+                                       chunk=min(cfg.chunk or 1, max(cfg.iterations, 1)), tile=cfg.tile)
+        config_lib.check_memory(f"a {width}x{height} px transfer", needed, cfg.max_memory, tiles=True)
     except InvalidSetting as error:
         raise config_lib.user_error(error) from None
     return content, style, init_image
