@@ -74,7 +74,7 @@ def measure(size: int, tiles, weights, repeats: int, run_whole_up_to: int) -> li
         row = {"size": size, "shape": list(image.shape[:2]), "tile": tile or "whole",
                "compile_seconds": time.perf_counter() - compile_start,
                "temp_bytes": int(compiled.memory_analysis().temp_size_in_bytes)}
-        if tile is not None:
+        if tile is not None and max(image.shape[:2]) > tile:  # else evaluated whole
             row["piece_shape"] = list(tiling.piece_shape(*image.shape[:2], tile, spec_layers()))
         if tile is None and size > run_whole_up_to:
             rows.append(row)
@@ -138,7 +138,8 @@ def main() -> None:
     print("|---|---|---|---:|---:|---:|---:|---:|")
     for row in rows:
         height, width = row["shape"]
-        piece = "-" if "piece_shape" not in row else "x".join(map(str, row["piece_shape"][::-1]))
+        piece = "x".join(map(str, row["piece_shape"][::-1])) if "piece_shape" in row else (
+            "- (whole)" if row["tile"] != "whole" else "-")
         print(f"| {width}x{height} | {row['tile']} | {piece} | {row['temp_bytes'] / 2**30:.2f} GiB "
               f"| {_cell(row.get('seconds'), '.2f')} | {_cell(row.get('time_ratio'), '.2f')} "
               f"| {_cell(row.get('value_difference'), '.1e')} | {_cell(row.get('gradient_difference'), '.1e')} |")
