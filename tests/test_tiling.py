@@ -184,33 +184,19 @@ def test_the_estimate_counts_one_tile_of_activations():
     assert budget.estimate_bytes(300, 400, layers, "lbfgs", chunk=10, tile=512) == small
 
 
-def test_a_bad_tile_on_the_command_line_is_one_line(tmp_path, capsys):
+@pytest.mark.parametrize("command, output, extra, expect", [
+    ("transfer", "o.png", ["--size", "32", "--tile", "40"], "--tile must be a whole multiple of"),
+    ("sweep", "sweep", ["--size", "32", "--tile", "24"], "--tile must be a whole multiple of 16"),
+    ("transfer", "o.png", ["--size", "4096", "--max-memory", "4"], "evaluate it in tiles (--tile)"),
+])
+def test_tile_errors_on_the_command_line_are_one_line(command, output, extra, expect, tmp_path, capsys):
     files = image_files.sample_pair_files(tmp_path)
-    out = tmp_path / "o.png"
-    status = cli.main(["transfer", *files, "-o", str(out), "--weights", "random", "--size", "32",
-                       "--iterations", "1", "--tile", "40", "--quiet"])
+    out = tmp_path / output
+    status = cli.main([command, *files, "-o", str(out), "--weights", "random", "--iterations", "1", "--quiet",
+                       *extra])
     err = capsys.readouterr().err
-    assert status == 2 and "--tile must be a whole multiple of" in err and len(err.strip().splitlines()) == 1, err
+    assert status == 2 and expect in err and len(err.strip().splitlines()) == 1, err
     assert not out.exists()
-
-
-def test_a_bad_tile_in_a_sweep_is_one_line(tmp_path, capsys):
-    files = image_files.sample_pair_files(tmp_path)
-    out = tmp_path / "sweep"
-    status = cli.main(["sweep", *files, "-o", str(out), "--weights", "random", "--size", "32",
-                       "--iterations", "1", "--tile", "24", "--quiet"])
-    err = capsys.readouterr().err
-    assert status == 2 and "--tile must be a whole multiple of 16" in err and len(err.strip().splitlines()) == 1, err
-    assert not out.exists()
-
-
-def test_a_transfer_too_large_for_memory_suggests_tiles(tmp_path, capsys):
-    files = image_files.sample_pair_files(tmp_path)
-    status = cli.main(["transfer", *files, "-o", str(tmp_path / "o.png"), "--weights", "random", "--size", "4096",
-                       "--iterations", "1", "--max-memory", "4", "--quiet"])
-    err = capsys.readouterr().err
-    assert status == 2 and "evaluate it in tiles (--tile)" in err and len(err.strip().splitlines()) == 1, err
-    assert not (tmp_path / "o.png").exists()
 
 
 @pytest.mark.slow

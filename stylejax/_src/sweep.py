@@ -67,8 +67,6 @@ BATCH_MODES = ("auto", "vmap", "map", "loop")
 SWEEP_MODES = {("cpu", "lbfgs"): "loop", ("cpu", "adam"): "vmap"}
 ACCELERATOR_MODE = "vmap"
 _PAPER = presets.PRESETS["paper"]  # a member's defaults: the paper's settings
-# As stylejax/_src/transfer.py prepare_inputs refuses it.
-NO_SCALE_WITH_MASK = "a content mask needs every style image at the content's shape: no style scale"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -509,7 +507,7 @@ def run_sweep(
     if style_scale is not None:
         style_scale = settings_lib.positive_finite(style_scale, "style_scale")
         if content_mask is not None:
-            raise invalid(NO_SCALE_WITH_MASK)
+            raise invalid(transfer_lib.NO_SCALE_WITH_MASK)
 
     backend = jax.default_backend()
     mode = default_mode(backend, optimizer) if mode == "auto" else mode
@@ -539,8 +537,7 @@ def run_sweep(
     styles = tuple(colour.style_target(p, content_rgb, color_control, histogram_match) for p in styles)
     # The style pictures at the content's shape: the balance rule's content loss at them,
     # and init "style" (the same pictures when there is no style scale).
-    shape = tuple(content_rgb.shape[:2])
-    at_shape = tuple(p if p.shape[:2] == shape else image_ops.resize(p, shape) for p in styles)
+    at_shape = transfer_lib.at_content_shape(styles, content_rgb.shape[:2])
     style_rgb = styles if several else styles[0]
     # This sweep's own count of executed evaluations (None: not counted).
     counter = optimise.EvaluationCounter() if count_evaluations else None

@@ -84,6 +84,17 @@ def device_description() -> str:
     return f"{device.platform}: {device.device_kind}"
 
 
+# Spatial control compares each style image with the content position by position.
+NO_SCALE_WITH_MASK = "a content mask needs every style image at the content's shape: no style scale"
+
+
+def at_content_shape(styles, shape: tuple[int, int]) -> tuple:
+    """Each RGB style picture at the content's (height, width) ``shape`` (resized only where
+    it differs): where the balance rule measures the content loss at a style image, and
+    where init ``style`` starts."""
+    return tuple(p if p.shape[:2] == tuple(shape) else image_ops.resize(p, shape) for p in styles)
+
+
 def scaled_style_shape(style_shape, content_shape, style_scale: float) -> tuple[int, int]:
     """A style picture's (height, width) under ``style_scale``: its own aspect ratio, its
     longest side ``style_scale`` times the content's (at least twice the smallest side a
@@ -142,8 +153,7 @@ def prepare_inputs(content: np.ndarray, style, cfg: Settings,
     region_guides, own_guides = None, None
     if content_mask is not None:
         if cfg.style_scale is not None:
-            raise invalid("a content mask needs every style image at the content's shape: "
-                          "no style scale")
+            raise invalid(NO_SCALE_WITH_MASK)
         region_guides, own_guides = prepare_guides(content.shape, styles, shape, content_mask, style_masks)
     several = len(styles) > 1 or content_mask is not None
     return PreparedInputs(
@@ -326,10 +336,8 @@ def run(
         # The content loss at a style image is defined at the output's shape: a style
         # image of another size (style_scale) is measured resized to the content's shape;
         # its target keeps the scaled image.
-        shape = inputs.content.shape[:2]
-        at_shape = [jnp.asarray(convention.to_network(
-            p if p.shape[:2] == shape else image_ops.resize(p, shape)))
-            for p in (inputs.style if several else (inputs.style,))]
+        at_shape = [jnp.asarray(convention.to_network(p)) for p in
+                    at_content_shape(inputs.style if several else (inputs.style,), inputs.content.shape[:2])]
         if several:  # the content loss at the styles: blended as their style terms are
             at_styles = [terms_fn(p, params, targets, unit) for p in at_shape]
             at_style = at_styles[0]._replace(content_per_layer=sum(

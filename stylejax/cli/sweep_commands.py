@@ -409,7 +409,7 @@ def run_sweep_command(content: str, style: str, out_dir: str, *, members: list[s
     if mask_method not in guides.GUIDE_METHODS:
         raise UserError(f"unknown --mask-method {mask_method!r}: expected one of {', '.join(guides.GUIDE_METHODS)}")
     if style_scale is not None and content_mask is not None:  # as stylejax transfer refuses it
-        raise UserError(sweep.NO_SCALE_WITH_MASK)
+        raise UserError(transfer_lib.NO_SCALE_WITH_MASK)
     counts = sorted({len(m.style_blend) for m in members if m.style_blend is not None} - {len(style_paths)})
     if counts:
         raise UserError(f"a style blend has {counts[0]} weights for {len(style_paths)} style images")
